@@ -1,0 +1,1 @@
+"""Distil large French medical teacher models into small, fast, robust students."""

@@ -1,0 +1,182 @@
+"""Load and check a sweep configuration before any job starts.
+
+Schema errors and semantic errors (a sweep naming an unknown size, a teacher that cannot be
+found, a licence outside the allow-list) are raised as ConfigError with the key path and the fix,
+so a bad config costs seconds, not the hours of a half-run sweep.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+DEFAULTS: dict[str, Any] = {
+    "device": "auto",
+    "allow_network": False,
+    "trust_remote_code": False,
+    "max_words_per_sentence": 64,
+    "max_length": 256,
+    "licences": {
+        "allowed": ["MIT", "Apache-2.0", "BSD-2-Clause", "BSD-3-Clause", "CC-BY-4.0", "CC0-1.0"],
+        "accept": [],
+    },
+    "finetune": {"steps": 200, "batch_size": 16, "learning_rate": 5e-5},
+    "training": {
+        "warmup_ratio": 0.1,
+        "weight_decay": 0.01,
+        "max_grad_norm": 1.0,
+        "checkpoint_every": 50,
+    },
+    "distill": {"temperature": 2.0, "kl_weight": 1.0, "ce_weight": 0.5},
+    "cache": {"shard_size": 512, "batch_size": 64},
+    "evaluate": {"batch_size": 32, "latency_runs": 50, "latency_threads": 1},
+    "tracking": {"experiment": "medistill", "uri": None},
+}
+
+
+class ConfigError(ValueError):
+    """A configuration problem, phrased for the person who has to fix it."""
+
+
+def _hint(error: jsonschema.ValidationError) -> str:
+    """Say what to do about a schema violation, not only what is wrong."""
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
+        return f"remove the key or fix its spelling{extra}"
+    if error.validator == "required":
+        return "add the missing key"
+    if error.validator in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        return f"use a value within the bound ({error.validator} {error.validator_value})"
+    if error.validator == "enum":
+        return f"use one of {error.validator_value}"
+    if error.validator == "pattern":
+        return f"the value must match {error.validator_value}"
+    if error.validator == "type":
+        return f"use a value of type {error.validator_value}"
+    return "see workflow/schemas/config.schema.yaml"
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    parts = [str(p) for p in error.absolute_path]
+    if error.validator == "additionalProperties" and "'" in error.message:
+        parts.append(error.message.split("'")[1])
+    return ".".join(parts) or "(top level)"
+
+
+def load_schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _merge(defaults: dict, values: dict) -> dict:
+    merged = copy.deepcopy(defaults)
+    for key, value in values.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def with_defaults(config: dict) -> dict:
+    """The config with every optional key filled, training recipes included."""
+    merged = _merge({k: v for k, v in DEFAULTS.items() if k != "training"}, config)
+    training = DEFAULTS["training"]
+    merged["finetune"] = _merge(training, merged["finetune"])
+    merged["distill"] = _merge(_merge(training, DEFAULTS["distill"]), config["distill"])
+    for teacher in merged["teachers"].values():
+        teacher["finetune"] = _merge(merged["finetune"], teacher.get("finetune", {}))
+    return merged
+
+
+def _check_references(config: dict, where: str) -> None:
+    sweep = config["sweep"]
+    for key, section in (("teachers", "teachers"), ("corpora", "corpora"), ("sizes", "sizes")):
+        for name in sweep[key]:
+            if name not in config[section]:
+                raise ConfigError(
+                    f"{where}: sweep.{key} names '{name}', which is not defined under "
+                    f"'{section}' (defined: {', '.join(config[section])}); add it or fix the name"
+                )
+    if sweep["task"] not in config["tasks"]:
+        raise ConfigError(
+            f"{where}: sweep.task is '{sweep['task']}', which is not defined under 'tasks' "
+            f"(defined: {', '.join(config['tasks'])})"
+        )
+
+
+def _check_licence(name: str, licence: str, config: dict, where: str) -> None:
+    licences = config["licences"]
+    if licence in licences["allowed"] or name in licences["accept"]:
+        return
+    raise ConfigError(
+        f"{where}: teachers.{name}.licence is '{licence}', which is not in licences.allowed "
+        f"({', '.join(licences['allowed'])}); check that its terms fit your use, then add "
+        f"'{name}' to licences.accept or the licence to licences.allowed"
+    )
+
+
+def _check_teachers(config: dict, where: str) -> None:
+    from medistill.teachers import TeacherSourceError, resolve_teacher
+
+    for name in config["sweep"]["teachers"]:
+        teacher = config["teachers"][name]
+        _check_licence(name, teacher["licence"], config, where)
+        try:
+            path = resolve_teacher(teacher["source"], allow_network=config["allow_network"])
+        except TeacherSourceError as error:
+            raise ConfigError(f"{where}: teachers.{name}.source: {error}") from None
+        if path is None:  # a hub model fetched at run time: its depth is only known then
+            continue
+        depth = json.loads((path / "config.json").read_text()).get("num_hidden_layers")
+        for size in config["sweep"]["sizes"]:
+            layers = config["sizes"][size]["layers"]
+            if depth is not None and layers > depth:
+                raise ConfigError(
+                    f"{where}: sizes.{size}.layers is {layers} but teacher '{name}' has only "
+                    f"{depth} layers; use at most {depth}"
+                )
+
+
+def validate_config(config: dict, where: str = "config") -> dict:
+    """Check `config` against the schema and its own references; return it with defaults.
+
+    `where` names the config file in messages.
+    """
+    errors = sorted(
+        jsonschema.Draft202012Validator(load_schema()).iter_errors(config),
+        key=lambda e: list(map(str, e.absolute_path)),
+    )
+    if errors:
+        lines = [f"  - {_key_path(e)}: {e.message}; {_hint(e)}" for e in errors]
+        raise ConfigError(f"{where} is not valid:\n" + "\n".join(lines))
+    _check_references(config, where)
+    config = with_defaults(config)
+    _check_teachers(config, where)
+    return config
+
+
+def config_hash(config: dict) -> str:
+    """A short stable fingerprint of a (sub-)config, to tag runs and guard checkpoints."""
+    canonical = json.dumps(config, sort_keys=True, default=str).encode()
+    return hashlib.sha256(canonical).hexdigest()[:12]
+
+
+def flatten(config: dict, prefix: str = "") -> dict[str, Any]:
+    """`{"a": {"b": 1}}` -> `{"a.b": 1}`, for MLflow parameters and table columns."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat

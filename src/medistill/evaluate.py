@@ -1,0 +1,148 @@
+"""Score a token-classification model: entity-level F1 (seqeval, strict IOB2), size, CPU latency."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from seqeval.metrics import classification_report, f1_score
+from seqeval.scheme import IOB2
+
+from medistill.students import count_parameters
+from medistill.tasks import collate, encode_sentences
+
+# Share of test words given a typo in the robustness copy of a test set (`f1_typo5`).
+TYPO_RATE = 0.05
+
+
+@torch.no_grad()
+def predict_tags(model, tokenizer, sentences, max_length, batch_size, device) -> list[list[str]]:
+    """The label of each word's first sub-token, argmax over the model's labels."""
+    model.eval().to(device)
+    features = encode_sentences(tokenizer, sentences, max_length)
+    predictions = []
+    for start in range(0, len(features), batch_size):
+        batch = collate(features[start : start + batch_size], tokenizer.pad_token_id)
+        logits = model(
+            input_ids=batch["input_ids"].to(device),
+            attention_mask=batch["attention_mask"].to(device),
+        ).logits.argmax(-1).cpu()
+        for row in range(logits.shape[0]):
+            ids = logits[row][batch["word_index"][row] >= 0].tolist()
+            predictions.append([model.config.id2label[i] for i in ids])
+    return predictions
+
+
+def ner_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict:
+    """Micro and macro entity F1 and per-type precision/recall/F1, strict IOB2 matching."""
+    report = classification_report(
+        gold, predicted, mode="strict", scheme=IOB2, output_dict=True, zero_division=0
+    )
+    per_type = {
+        name: {k: float(v) for k, v in row.items() if k != "support"} | {"support": int(row["support"])}
+        for name, row in report.items()
+        if not name.endswith(" avg")
+    }
+    return {
+        "f1": float(f1_score(gold, predicted, mode="strict", scheme=IOB2, zero_division=0)),
+        "f1_macro": float(report["macro avg"]["f1-score"]),
+        "precision": float(report["micro avg"]["precision"]),
+        "recall": float(report["micro avg"]["recall"]),
+        "per_type": per_type,
+    }
+
+
+@torch.no_grad()
+def cpu_latency(model, tokenizer, sentences, runs: int, threads: int) -> dict:
+    """Milliseconds per sentence at batch size 1 on CPU (forward only), over `runs` sentences.
+
+    Threads are fixed (and reported) so figures from different machines or jobs compare.
+    """
+    model.eval().to("cpu")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    features = encode_sentences(tokenizer, sentences[: max(runs, 1)], 10**6)
+    inputs = [torch.tensor([f["input_ids"]]) for f in features]
+    try:
+        for ids in inputs[:5]:  # warm-up: first calls allocate and pick kernels
+            model(input_ids=ids)
+        times = []
+        for i in range(runs):
+            ids = inputs[i % len(inputs)]
+            start = time.perf_counter()
+            model(input_ids=ids)
+            times.append((time.perf_counter() - start) * 1000)
+    finally:
+        torch.set_num_threads(previous)
+    return {
+        "latency_ms_b1": statistics.median(times),
+        "latency_ms_b1_p95": float(np.percentile(times, 95)),
+        "latency_threads": threads,
+        "latency_mean_words": float(np.mean([len(s["words"]) for s in sentences[:runs]])),
+    }
+
+
+def folder_size_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) / 2**20
+
+
+def evaluate_model(model, tokenizer, test_sets: dict[str, list[dict]], settings: dict) -> dict:
+    """F1 on each test set (`f1` for "clean", `f1_<name>` otherwise), size and latency."""
+    result = {}
+    for name, sentences in test_sets.items():
+        predicted = predict_tags(
+            model, tokenizer, sentences, settings["max_length"], settings["batch_size"],
+            settings["device"],
+        )
+        scores = ner_scores([s["tags"] for s in sentences], predicted)
+        if name == "clean":
+            result.update(scores)
+        else:
+            result[f"f1_{name}"] = scores["f1"]
+    result.update(count_parameters(model))
+    result.update(
+        cpu_latency(model, tokenizer, test_sets["clean"], settings["latency_runs"],
+                    settings["latency_threads"])
+    )
+    return result
+
+
+def evaluate_to_json(
+    config: dict, model_dir: Path, test_files: dict[str, Path], out_path: Path, identity: dict
+) -> dict:
+    """Evaluate a saved model on the task's test files; write the eval JSON and log it."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from medistill.corpus import read_jsonl
+    from medistill.distill import choose_device
+    from medistill.io import write_json
+    from medistill.tracking import log_run
+
+    remote = config["trust_remote_code"]
+    model = AutoModelForTokenClassification.from_pretrained(model_dir, trust_remote_code=remote)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=remote)
+    settings = config["evaluate"] | {
+        "max_length": config["max_length"],
+        "device": choose_device(config["device"]),
+    }
+    test_sets = {name: read_jsonl(path) for name, path in test_files.items()}
+    result = identity | evaluate_model(model, tokenizer, test_sets, settings)
+    result["disk_mb"] = folder_size_mb(model_dir)
+    result["n_test_sentences"] = len(test_sets["clean"])
+    student = getattr(model.config, "medistill_student", None)
+    if student:
+        result["student"] = student
+    write_json(result, out_path)
+    run = "/".join(str(identity[k]) for k in ("teacher", "corpus", "size", "task"))
+    log_run(
+        config,
+        f"evaluate/{run}",
+        params={"evaluate": config["evaluate"], "model": str(model_dir)},
+        metrics={k: v for k, v in result.items() if k not in ("per_type", "student")},
+        tags={k: str(v) for k, v in identity.items()} | {"stage": "evaluate"},
+        artifacts=[Path(out_path)],
+    )
+    return result

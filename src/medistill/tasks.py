@@ -1,0 +1,151 @@
+"""Task data: documents with entity spans -> sentences of words with IOB2 tags -> model inputs.
+
+Everything downstream (teacher fine-tuning, the logit cache, distillation, evaluation) works at
+word level, so students with another tokenizer can still learn from a teacher's cached logits.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+
+from medistill.corpus import LABELS, generate_reports, load_lexicons, split_sentences, write_jsonl
+from medistill.io import write_json
+
+WORD = re.compile(r"\w+|[^\w\s]")
+
+
+def iob2_labels(entity_types: Iterable[str] = LABELS) -> list[str]:
+    """`O` then B-/I- for each type: a fixed order, so label ids never depend on the data."""
+    return ["O"] + [f"{prefix}-{t}" for t in entity_types for prefix in ("B", "I")]
+
+
+def document_sentences(doc: dict, max_words: int) -> list[dict]:
+    """Split a document into sentences of words, tagged in IOB2 when it has `entities`.
+
+    Sentences longer than `max_words` are cut into chunks so that no word is ever truncated
+    away by a model's maximum length.
+    """
+    has_gold = "entities" in doc
+    sentences = []
+    for start, end in split_sentences(doc["text"]):
+        spans = [(m.start() + start, m.end() + start) for m in WORD.finditer(doc["text"][start:end])]
+        tags = _tags(spans, doc.get("entities", []))
+        for chunk in range(0, len(spans), max_words):
+            words = [doc["text"][a:b] for a, b in spans[chunk : chunk + max_words]]
+            sentence = {"id": f"{doc['id']}-{len(sentences)}", "words": words}
+            if has_gold:
+                sentence["tags"] = _repair_iob2(tags[chunk : chunk + max_words])
+            sentences.append(sentence)
+    return sentences
+
+
+def _tags(word_spans: list[tuple[int, int]], entities: list[dict]) -> list[str]:
+    tags = ["O"] * len(word_spans)
+    for entity in entities:
+        inside = [
+            i
+            for i, (a, b) in enumerate(word_spans)
+            if a < entity["end"] and b > entity["start"]
+        ]
+        for rank, i in enumerate(inside):
+            tags[i] = f"{'B' if rank == 0 else 'I'}-{entity['label']}"
+    return tags
+
+
+def _repair_iob2(tags: list[str]) -> list[str]:
+    """A chunk may start inside an entity: its first I- becomes B- so the tags stay IOB2."""
+    return [
+        f"B-{tag[2:]}" if tag.startswith("I-") and (i == 0 or tags[i - 1][2:] != tag[2:]) else tag
+        for i, tag in enumerate(tags)
+    ]
+
+
+def documents_to_sentences(docs: Iterable[dict], max_words: int) -> list[dict]:
+    return [s for doc in docs for s in document_sentences(doc, max_words)]
+
+
+def synthetic_task_splits(spec: dict) -> dict[str, list[dict]]:
+    """Train/dev/test documents from the generator; test uses the held-out vocabulary too.
+
+    Each split has its own seed offset and id prefix, so no document is in two splits.
+    """
+    kwargs = {"heldout_fraction": spec["heldout_fraction"]} if "heldout_fraction" in spec else {}
+    lexicons = load_lexicons(**kwargs)
+    return {
+        split: generate_reports(
+            spec[f"{split}_docs"],
+            seed=spec["seed"] * 1000 + offset,
+            vocabulary="test" if split == "test" else "train",
+            id_prefix=f"task-{split}",
+            lexicons=lexicons,
+        )
+        for offset, split in enumerate(("train", "dev", "test"))
+    }
+
+
+def encode_sentences(tokenizer, sentences: list[dict], max_length: int) -> list[dict]:
+    """Tokenise words; mark the first sub-token of each word, where word-level targets live.
+
+    Returns per sentence `input_ids` and `word_index` (the word a sub-token starts, or -1).
+    """
+    encoded = tokenizer(
+        [s["words"] for s in sentences],
+        is_split_into_words=True,
+        truncation=True,
+        max_length=max_length,
+    )
+    features = []
+    for i, sentence in enumerate(sentences):
+        word_ids = encoded.word_ids(i)
+        word_index = [
+            w if w is not None and (j == 0 or word_ids[j - 1] != w) else -1
+            for j, w in enumerate(word_ids)
+        ]
+        if sum(w >= 0 for w in word_index) != len(sentence["words"]):
+            raise ValueError(
+                f"sentence {sentence['id']}: {len(sentence['words'])} words do not fit in "
+                f"max_length={max_length} sub-tokens; raise max_length or lower "
+                "max_words_per_sentence"
+            )
+        features.append({"input_ids": encoded["input_ids"][i], "word_index": word_index})
+    return features
+
+
+def collate(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
+    """Pad a batch; `word_index` is -1 on padding and on non-initial sub-tokens."""
+    width = max(len(f["input_ids"]) for f in features)
+    input_ids = torch.full((len(features), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(features), width), dtype=torch.long)
+    word_index = torch.full((len(features), width), -1, dtype=torch.long)
+    for row, feature in enumerate(features):
+        n = len(feature["input_ids"])
+        input_ids[row, :n] = torch.tensor(feature["input_ids"])
+        attention_mask[row, :n] = 1
+        word_index[row, :n] = torch.tensor(feature["word_index"])
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "word_index": word_index}
+
+
+def prepare_task(spec: dict, out_dir: Path, max_words: int, typo_rate: float, seed: int) -> dict:
+    """Write train/dev/test sentence files, a typo'd test copy and the label list; return counts.
+
+    The typo'd copy gives `typo_rate` of the test words one typo, tags unchanged.
+    """
+    import random
+
+    from medistill.augment import typo_words
+
+    out_dir = Path(out_dir)
+    counts, splits = {}, {}
+    for split, docs in synthetic_task_splits(spec).items():
+        splits[split] = documents_to_sentences(docs, max_words)
+        write_jsonl(splits[split], out_dir / f"{split}.jsonl")
+        counts[split] = {"documents": len(docs), "sentences": len(splits[split])}
+    rng = random.Random(seed)
+    noisy = [{**s, "words": typo_words(s["words"], typo_rate, rng)} for s in splits["test"]]
+    write_jsonl(noisy, out_dir / f"test_typo{round(typo_rate * 100)}.jsonl")
+    write_json(iob2_labels(), out_dir / "labels.json")
+    return counts

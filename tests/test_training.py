@@ -1,0 +1,148 @@
+"""Cache, distillation loss, the training loop (resume included) and evaluation, on a tiny BERT."""
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+from medistill.cache import build_cache, load_cache, word_logits
+from medistill.distill import batch_indices, build_examples, distillation_loss, train
+from medistill.evaluate import cpu_latency, ner_scores, predict_tags
+from medistill.tasks import iob2_labels
+
+LABELS = iob2_labels(("DISO", "CHEM"))
+SENTENCES = [
+    {"id": f"s{i}", "words": words, "tags": tags}
+    for i, (words, tags) in enumerate(
+        [
+            (["Insuffisance", "cardiaque", "sévère", "."], ["B-DISO", "I-DISO", "O", "O"]),
+            (["Traité", "par", "furosémide", "."], ["O", "O", "B-CHEM", "O"]),
+            (["Pas", "de", "diabète", "connu", "."], ["O", "O", "B-DISO", "O", "O"]),
+            (["Amoxicilline", "arrêtée", "."], ["B-CHEM", "O", "O"]),
+        ]
+        * 5
+    )
+]
+RECIPE = {
+    "steps": 6, "batch_size": 4, "learning_rate": 1e-3, "warmup_ratio": 0.0,
+    "weight_decay": 0.0, "max_grad_norm": 1.0, "checkpoint_every": 3,
+}
+CE_ONLY = {"temperature": 1.0, "kl_weight": 0.0, "ce_weight": 1.0}
+
+
+@pytest.fixture()
+def model_and_tokenizer(tiny_bert):
+    torch.manual_seed(0)
+    model = AutoModelForTokenClassification.from_pretrained(
+        tiny_bert, num_labels=len(LABELS), id2label=dict(enumerate(LABELS))
+    )
+    return model, AutoTokenizer.from_pretrained(tiny_bert)
+
+
+def test_cache_round_trip_and_resume(model_and_tokenizer, tmp_path):
+    model, tokenizer = model_and_tokenizer
+    args = {"teacher": "tiny", "teacher_sha": "abc", "shard_size": 6, "max_length": 64,
+            "batch_size": 4, "device": "cpu"}
+    manifest = build_cache(model, tokenizer, SENTENCES, tmp_path, **args)
+    assert manifest["n_sentences"] == 20 and len(manifest["shards"]) == 4
+    assert manifest["shape"] == [sum(len(s["words"]) for s in SENTENCES), len(LABELS)]
+    _, cached = load_cache(tmp_path / "manifest.json", SENTENCES)
+    direct = word_logits(model, tokenizer, SENTENCES, 64, 4, "cpu")
+    for a, b in zip(cached, direct):
+        assert a.shape == b.shape and np.allclose(a, b, atol=1e-2)  # float16 storage
+
+    # A killed job: the manifest and one shard are missing; only that shard is recomputed.
+    shards = sorted(tmp_path.glob("shard-*.safetensors"))
+    kept = {p: p.stat().st_mtime_ns for p in shards[:-1]}
+    (tmp_path / "manifest.json").unlink()
+    shards[-1].unlink()
+    build_cache(model, tokenizer, SENTENCES, tmp_path, **args)
+    assert all(p.stat().st_mtime_ns == t for p, t in kept.items())
+    assert shards[-1].exists()
+
+    # Another teacher invalidates every shard.
+    build_cache(model, tokenizer, SENTENCES, tmp_path, **(args | {"teacher_sha": "other"}))
+    assert not any(p.exists() for p in shards)
+
+    with pytest.raises(ValueError, match="other sentences"):
+        load_cache(tmp_path / "manifest.json", SENTENCES[:-1])
+
+
+def test_distillation_loss():
+    teacher = torch.tensor([[2.0, 0.0, -1.0], [0.0, 3.0, 0.0]])
+    gold = torch.tensor([0, 1])
+    same = distillation_loss(teacher.clone(), teacher, gold, 2.0, 1.0, 0.0)
+    assert same.item() == pytest.approx(0.0, abs=1e-6)
+    student = torch.zeros_like(teacher)
+    kl_t1 = distillation_loss(student, teacher, gold, 1.0, 1.0, 0.0)
+    assert kl_t1.item() > 0
+    ce = distillation_loss(student, None, gold, 1.0, 1.0, 1.0)
+    assert ce.item() == pytest.approx(np.log(3), rel=1e-5)
+    no_gold = distillation_loss(student, None, torch.tensor([-100, -100]), 1.0, 0.0, 1.0)
+    assert no_gold.item() == 0.0
+
+
+def test_batches_cover_each_epoch_once():
+    seen = [i for step in range(5) for i in batch_indices(20, 4, step, seed=1)]
+    assert sorted(seen) == list(range(20))
+    assert batch_indices(20, 4, 7, seed=1) == batch_indices(20, 4, 7, seed=1)
+
+
+def _train(model, tokenizer, checkpoint, recipe=RECIPE, on_log=None):
+    examples = build_examples(tokenizer, SENTENCES, LABELS, 64)
+    return train(
+        model, examples, recipe, pad_id=tokenizer.pad_token_id, seed=0, device="cpu",
+        checkpoint=checkpoint, fingerprint="test", loss_weights=CE_ONLY, desc="test",
+        log_every=1, on_log=on_log,
+    )
+
+
+def test_training_learns(model_and_tokenizer, tmp_path):
+    model, tokenizer = model_and_tokenizer
+    recipe = RECIPE | {"steps": 40, "learning_rate": 5e-3, "checkpoint_every": 100}
+    losses = [point["loss"] for point in _train(model, tokenizer, tmp_path / "c.pt", recipe)]
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+
+
+def test_killed_training_resumes_to_the_same_weights(tiny_bert, tmp_path):
+    def fresh():
+        torch.manual_seed(0)
+        return AutoModelForTokenClassification.from_pretrained(tiny_bert, num_labels=len(LABELS))
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    straight = fresh()
+    _train(straight, tokenizer, tmp_path / "a.pt")
+
+    def kill(step, loss):
+        if step == 4:
+            raise KeyboardInterrupt
+
+    interrupted = fresh()
+    with pytest.raises(KeyboardInterrupt):
+        _train(interrupted, tokenizer, tmp_path / "b.pt", on_log=kill)
+    assert torch.load(tmp_path / "b.pt", weights_only=False)["step"] == 3
+    resumed = fresh()
+    history = _train(resumed, tokenizer, tmp_path / "b.pt")
+    assert history[0]["step"] == 0 and history[-1]["step"] == 5
+    for p, q in zip(straight.parameters(), resumed.parameters()):
+        assert torch.allclose(p, q, atol=1e-6)
+
+
+def test_ner_scores_strict_iob2():
+    gold = [["B-DISO", "I-DISO", "O", "B-CHEM"]]
+    assert ner_scores(gold, gold)["f1"] == 1.0
+    partial = ner_scores(gold, [["B-DISO", "O", "O", "B-CHEM"]])
+    assert partial["f1"] == pytest.approx(0.5)
+    assert partial["per_type"]["CHEM"]["f1-score"] == 1.0
+    # strict mode: an entity opened by I- is not an entity
+    assert ner_scores(gold, [["I-DISO", "I-DISO", "O", "O"]])["f1"] == 0.0
+
+
+def test_predict_and_latency(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    predicted = predict_tags(model, tokenizer, SENTENCES, 64, 8, "cpu")
+    assert [len(p) for p in predicted] == [len(s["words"]) for s in SENTENCES]
+    assert all(tag in LABELS for p in predicted for tag in p)
+    latency = cpu_latency(model, tokenizer, SENTENCES, runs=5, threads=1)
+    assert 0 < latency["latency_ms_b1"] <= latency["latency_ms_b1_p95"]
+    assert latency["latency_threads"] == 1

@@ -1,0 +1,106 @@
+"""The Snakemake workflow itself: dry run and lint on the default config, config errors before
+any job, and the whole smoke sweep end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = os.environ | {"HF_HUB_OFFLINE": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run(
+        [*SNAKEMAKE, "--directory", str(workdir), *args],
+        capture_output=True, text=True, env=env, timeout=900,
+    )
+
+
+def test_dry_run_on_default_config_lists_every_stage(tmp_path):
+    run = snakemake(tmp_path, "-n", "--cores", "2")
+    assert run.returncode == 0, run.stderr
+    for rule in ("build_corpus", "augment_corpus", "prepare_task", "finetune_teacher",
+                 "cache_teacher_logits", "distill_student", "evaluate_student",
+                 "evaluate_teacher", "report"):
+        assert rule in run.stdout
+    assert not (tmp_path / "results").exists()
+
+
+def test_lint_is_clean(tmp_path):
+    run = snakemake(tmp_path, "--lint")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Lints for" not in run.stdout, run.stdout
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("distill:\n  stepz: 3\n", "distill.stepz"),
+        ("sizes:\n  L1: {layers: 0}\n", "sizes.L1.layers"),
+        ("teachers:\n  minilm-l6: {source: 'local:/nowhere/model'}\n", "teachers.minilm-l6.source"),
+    ],
+)
+def test_bad_config_stops_before_any_job(tmp_path, override, expected):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(override)
+    run = snakemake(tmp_path, "--cores", "1", "--configfile", str(bad))
+    assert run.returncode != 0
+    assert expected in run.stderr + run.stdout
+    assert "bad.yaml" in run.stderr + run.stdout
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.integration
+def test_smoke_sweep_end_to_end(tmp_path):
+    run = snakemake(tmp_path, "--cores", "2", "--configfile", str(ROOT / "config" / "smoke.yaml"))
+    assert run.returncode == 0, run.stderr[-5000:]
+    results = tmp_path / "results"
+
+    table = pd.read_csv(results / "report" / "tradeoff.csv")
+    assert sorted(table["size"]) == ["L1", "L2", "teacher"]
+    for column in ("teacher", "corpus", "size", "task", "f1", "f1_typo5", "params_total",
+                   "params_non_embedding", "latency_ms_b1", "f1_retention", "speedup"):
+        assert table[column].notna().all(), column
+    assert table["f1"].between(0, 1).all()
+    teacher = table[table["role"] == "teacher"].iloc[0]
+    students = table[table["role"] == "student"].set_index("size")
+    assert students.loc["L1", "params_non_embedding"] < students.loc["L2", "params_non_embedding"]
+    assert students.loc["L2", "params_non_embedding"] < teacher["params_non_embedding"]
+    assert (results / "report" / "pareto_f1_params.png").read_bytes()[:4] == b"\x89PNG"
+
+    evaluation = json.loads((results / "eval/minilm-l6/synth/L2/ner-synth.json").read_text())
+    assert evaluation["student"]["teacher_layers_kept"] == [0, 5]
+    manifest = json.loads((results / "cache/minilm-l6/synth/manifest.json").read_text())
+    assert manifest["level"] == "word" and manifest["shape"][1] == 11
+
+    # The student folder opens with the stock Hugging Face pipeline.
+    from transformers import pipeline
+
+    tagger = pipeline("token-classification", model=str(results / "students/minilm-l6/synth/L1/model"))
+    assert isinstance(tagger("Patient traité par amoxicilline pour une pneumopathie."), list)
+
+    # Every fine-tune, distillation and evaluation is an MLflow run, with no corpus text.
+    with sqlite3.connect(results / "mlflow.db") as db:
+        names = sorted(row[0] for row in db.execute("select name from runs"))
+        params = " ".join(str(row[0]) for row in db.execute("select value from params"))
+    assert names == sorted(
+        ["finetune/minilm-l6/ner-synth", "distill/minilm-l6/synth/L1",
+         "distill/minilm-l6/synth/L2", "evaluate/minilm-l6/teacher/teacher/ner-synth",
+         "evaluate/minilm-l6/synth/L1/ner-synth", "evaluate/minilm-l6/synth/L2/ner-synth"]
+    )
+    first_doc = json.loads((results / "corpus/synth/documents.jsonl").open().readline())
+    assert first_doc["text"][:40] not in params
+
+    again = snakemake(tmp_path, "-n", "--cores", "2", "--configfile",
+                      str(ROOT / "config" / "smoke.yaml"))
+    assert "Nothing to be done" in again.stdout + again.stderr

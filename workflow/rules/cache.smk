@@ -1,0 +1,15 @@
+# Shards are written next to the manifest but not declared: a killed job keeps the shards it
+# finished, and the rerun only computes the missing ones.
+rule cache_teacher_logits:
+    input:
+        teacher=teacher_model,
+        docs="results/corpus/{corpus}/augmented.jsonl",
+    output:
+        "results/cache/{teacher}/{corpus}/manifest.json",
+    threads: workflow.cores
+    log:
+        "results/logs/cache_teacher_logits/{teacher}/{corpus}.log",
+    conda:
+        "../../envs/medistill.yaml"
+    script:
+        "../scripts/cache_teacher_logits.py"

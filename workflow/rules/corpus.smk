@@ -1,0 +1,28 @@
+rule build_corpus:
+    output:
+        docs="results/corpus/{corpus}/documents.jsonl",
+        stats="results/corpus/{corpus}/stats.json",
+    params:
+        spec=lambda wildcards: config["corpora"][wildcards.corpus],
+    log:
+        "results/logs/build_corpus/{corpus}.log",
+    conda:
+        "../../envs/medistill.yaml"
+    script:
+        "../scripts/build_corpus.py"
+
+
+rule augment_corpus:
+    input:
+        docs="results/corpus/{corpus}/documents.jsonl",
+    output:
+        docs="results/corpus/{corpus}/augmented.jsonl",
+        stats="results/corpus/{corpus}/augmentation.json",
+    params:
+        spec=lambda wildcards: config["corpora"][wildcards.corpus].get("augmentation", {}),
+    log:
+        "results/logs/augment_corpus/{corpus}.log",
+    conda:
+        "../../envs/medistill.yaml"
+    script:
+        "../scripts/augment_corpus.py"

@@ -1,0 +1,16 @@
+rule distill_student:
+    input:
+        teacher=teacher_model,
+        docs="results/corpus/{corpus}/augmented.jsonl",
+        cache="results/cache/{teacher}/{corpus}/manifest.json",
+    output:
+        directory("results/students/{teacher}/{corpus}/{size}/model"),
+    params:
+        checkpoint="results/checkpoints/students/{teacher}/{corpus}/{size}.pt",
+    threads: workflow.cores
+    log:
+        "results/logs/distill_student/{teacher}/{corpus}/{size}.log",
+    conda:
+        "../../envs/medistill.yaml"
+    script:
+        "../scripts/distill_student.py"

@@ -1,0 +1,15 @@
+rule prepare_task:
+    output:
+        train="results/tasks/{task}/train.jsonl",
+        dev="results/tasks/{task}/dev.jsonl",
+        test="results/tasks/{task}/test.jsonl",
+        test_typo5="results/tasks/{task}/test_typo5.jsonl",
+        labels="results/tasks/{task}/labels.json",
+    params:
+        spec=lambda wildcards: config["tasks"][wildcards.task],
+    log:
+        "results/logs/prepare_task/{task}.log",
+    conda:
+        "../../envs/medistill.yaml"
+    script:
+        "../scripts/prepare_task.py"

@@ -1,0 +1,17 @@
+# The checkpoint sits outside the declared output: Snakemake deletes the outputs of a killed
+# job, and the rerun must find the checkpoint to resume from it.
+rule finetune_teacher:
+    input:
+        train="results/tasks/{task}/train.jsonl",
+        labels="results/tasks/{task}/labels.json",
+    output:
+        directory("results/teachers/{teacher}/{task}/model"),
+    params:
+        checkpoint="results/checkpoints/teachers/{teacher}/{task}.pt",
+    threads: workflow.cores
+    log:
+        "results/logs/finetune_teacher/{teacher}/{task}.log",
+    conda:
+        "../../envs/medistill.yaml"
+    script:
+        "../scripts/finetune_teacher.py"

@@ -1,0 +1,11 @@
+from medistill.cache import cache_teacher_logits
+from medistill.runtime import prepare_job
+
+prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)
+cache_teacher_logits(
+    snakemake.config,
+    teacher=snakemake.wildcards.teacher,
+    teacher_dir=snakemake.input.teacher,
+    corpus_path=snakemake.input.docs,
+    manifest_path=snakemake.output[0],
+)

@@ -1,0 +1,14 @@
+from pathlib import Path
+
+from medistill.runtime import prepare_job
+from medistill.teachers import finetune_teacher
+
+prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)
+finetune_teacher(
+    snakemake.config,
+    teacher=snakemake.wildcards.teacher,
+    task=snakemake.wildcards.task,
+    task_dir=Path(snakemake.input.train).parent,
+    out_dir=snakemake.output[0],
+    checkpoint=snakemake.params.checkpoint,
+)
