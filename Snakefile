@@ -19,7 +19,7 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         "results/report/tradeoff.csv",
         "results/report/pareto_f1_params.png",
-    default_target: True

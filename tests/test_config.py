@@ -8,7 +8,9 @@ from medistill.config import ConfigError, config_hash, flatten, validate_config
 def test_default_config_is_valid_and_gets_defaults(default_config):
     config = validate_config(default_config)
     assert config["distill"]["max_grad_norm"] == 1.0
-    assert config["teachers"]["minilm-l6"]["finetune"]["steps"] == default_config["finetune"]["steps"]
+    assert (
+        config["teachers"]["minilm-l6"]["finetune"]["steps"] == default_config["finetune"]["steps"]
+    )
 
 
 def test_unknown_key_is_named_with_the_fix(default_config):
@@ -28,7 +30,9 @@ def test_zero_layers_is_rejected(default_config):
 
 def test_more_layers_than_the_teacher_is_rejected(default_config):
     default_config["sizes"]["L3"]["layers"] = 7
-    with pytest.raises(ConfigError, match=r"sizes\.L3\.layers is 7 but teacher 'minilm-l6' has only 6"):
+    with pytest.raises(
+        ConfigError, match=r"sizes\.L3\.layers is 7 but teacher 'minilm-l6' has only 6"
+    ):
         validate_config(default_config)
 
 

@@ -34,8 +34,10 @@ def test_student_copies_selected_teacher_layers(tiny_bert):
     assert len(student.bert.encoder.layer) == 2
     assert student.config.num_hidden_layers == 2
     assert student.config.medistill_student["teacher_layers_kept"] == [0, 3]
-    for mine, theirs in zip(student.bert.encoder.layer, [teacher.bert.encoder.layer[i] for i in (0, 3)]):
-        for p, q in zip(mine.parameters(), theirs.parameters()):
+    for mine, theirs in zip(
+        student.bert.encoder.layer, [teacher.bert.encoder.layer[i] for i in (0, 3)], strict=True
+    ):
+        for p, q in zip(mine.parameters(), theirs.parameters(), strict=True):
             assert torch.equal(p, q) and p is not q
     assert len(teacher.bert.encoder.layer) == 4  # the teacher is untouched
     params = count_parameters(student)

@@ -21,7 +21,12 @@ def test_labels_are_fixed_iob2():
 def test_document_sentences_tags_entities_in_iob2():
     sentences = document_sentences(DOC, max_words=64)
     assert [s["words"] for s in sentences][0] == [
-        "Patient", "suivi", "pour", "insuffisance", "cardiaque", ".",
+        "Patient",
+        "suivi",
+        "pour",
+        "insuffisance",
+        "cardiaque",
+        ".",
     ]
     assert sentences[0]["tags"] == ["O", "O", "O", "B-DISO", "I-DISO", "O"]
     assert sentences[1]["tags"][:3] == ["O", "O", "B-CHEM"]
@@ -51,9 +56,9 @@ def test_typo_words_hits_the_requested_rate_and_skips_numbers():
     rng = random.Random(1)
     words = ["patient", "traité", "par", "40", "mg", ",", "fièvre", "toux"] * 2000
     noisy = typo_words(words, 0.05, rng)
-    changed = sum(a != b for a, b in zip(words, noisy))
+    changed = sum(a != b for a, b in zip(words, noisy, strict=True))
     assert 0.04 < changed / len(words) < 0.06
-    assert all(a == b for a, b in zip(words, noisy) if not is_typo_target(a))
+    assert all(a == b for a, b in zip(words, noisy, strict=True) if not is_typo_target(a))
 
 
 def test_augmented_documents_keep_entity_spans():
@@ -61,7 +66,7 @@ def test_augmented_documents_keep_entity_spans():
     for _ in range(30):
         noisy = augment_document(DOC, 0.5, rng, suffix="~n")
         assert noisy["id"] == "d1~n"
-        for before, after in zip(DOC["entities"], noisy["entities"]):
+        for before, after in zip(DOC["entities"], noisy["entities"], strict=True):
             surface = DOC["text"][before["start"] : before["end"]]
             new_surface = noisy["text"][after["start"] : after["end"]]
             assert len(WORD.findall(new_surface)) == len(WORD.findall(surface))

@@ -24,8 +24,13 @@ SENTENCES = [
     )
 ]
 RECIPE = {
-    "steps": 6, "batch_size": 4, "learning_rate": 1e-3, "warmup_ratio": 0.0,
-    "weight_decay": 0.0, "max_grad_norm": 1.0, "checkpoint_every": 3,
+    "steps": 6,
+    "batch_size": 4,
+    "learning_rate": 1e-3,
+    "warmup_ratio": 0.0,
+    "weight_decay": 0.0,
+    "max_grad_norm": 1.0,
+    "checkpoint_every": 3,
 }
 CE_ONLY = {"temperature": 1.0, "kl_weight": 0.0, "ce_weight": 1.0}
 
@@ -41,14 +46,20 @@ def model_and_tokenizer(tiny_bert):
 
 def test_cache_round_trip_and_resume(model_and_tokenizer, tmp_path):
     model, tokenizer = model_and_tokenizer
-    args = {"teacher": "tiny", "teacher_sha": "abc", "shard_size": 6, "max_length": 64,
-            "batch_size": 4, "device": "cpu"}
+    args = {
+        "teacher": "tiny",
+        "teacher_sha": "abc",
+        "shard_size": 6,
+        "max_length": 64,
+        "batch_size": 4,
+        "device": "cpu",
+    }
     manifest = build_cache(model, tokenizer, SENTENCES, tmp_path, **args)
     assert manifest["n_sentences"] == 20 and len(manifest["shards"]) == 4
     assert manifest["shape"] == [sum(len(s["words"]) for s in SENTENCES), len(LABELS)]
     _, cached = load_cache(tmp_path / "manifest.json", SENTENCES)
     direct = word_logits(model, tokenizer, SENTENCES, 64, 4, "cpu")
-    for a, b in zip(cached, direct):
+    for a, b in zip(cached, direct, strict=True):
         assert a.shape == b.shape and np.allclose(a, b, atol=1e-2)  # float16 storage
 
     # A killed job: the manifest and one shard are missing; only that shard is recomputed.
@@ -91,9 +102,18 @@ def test_batches_cover_each_epoch_once():
 def _train(model, tokenizer, checkpoint, recipe=RECIPE, on_log=None):
     examples = build_examples(tokenizer, SENTENCES, LABELS, 64)
     return train(
-        model, examples, recipe, pad_id=tokenizer.pad_token_id, seed=0, device="cpu",
-        checkpoint=checkpoint, fingerprint="test", loss_weights=CE_ONLY, desc="test",
-        log_every=1, on_log=on_log,
+        model,
+        examples,
+        recipe,
+        pad_id=tokenizer.pad_token_id,
+        seed=0,
+        device="cpu",
+        checkpoint=checkpoint,
+        fingerprint="test",
+        loss_weights=CE_ONLY,
+        desc="test",
+        log_every=1,
+        on_log=on_log,
     )
 
 
@@ -124,7 +144,7 @@ def test_killed_training_resumes_to_the_same_weights(tiny_bert, tmp_path):
     resumed = fresh()
     history = _train(resumed, tokenizer, tmp_path / "b.pt")
     assert history[0]["step"] == 0 and history[-1]["step"] == 5
-    for p, q in zip(straight.parameters(), resumed.parameters()):
+    for p, q in zip(straight.parameters(), resumed.parameters(), strict=True):
         assert torch.allclose(p, q, atol=1e-6)
 
 

@@ -22,16 +22,27 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.run(
         [*SNAKEMAKE, "--directory", str(workdir), *args],
-        capture_output=True, text=True, env=env, timeout=900,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
     )
 
 
 def test_dry_run_on_default_config_lists_every_stage(tmp_path):
     run = snakemake(tmp_path, "-n", "--cores", "2")
     assert run.returncode == 0, run.stderr
-    for rule in ("build_corpus", "augment_corpus", "prepare_task", "finetune_teacher",
-                 "cache_teacher_logits", "distill_student", "evaluate_student",
-                 "evaluate_teacher", "report"):
+    for rule in (
+        "build_corpus",
+        "augment_corpus",
+        "prepare_task",
+        "finetune_teacher",
+        "cache_teacher_logits",
+        "distill_student",
+        "evaluate_student",
+        "evaluate_teacher",
+        "report",
+    ):
         assert rule in run.stdout
     assert not (tmp_path / "results").exists()
 
@@ -68,8 +79,19 @@ def test_smoke_sweep_end_to_end(tmp_path):
 
     table = pd.read_csv(results / "report" / "tradeoff.csv")
     assert sorted(table["size"]) == ["L1", "L2", "teacher"]
-    for column in ("teacher", "corpus", "size", "task", "f1", "f1_typo5", "params_total",
-                   "params_non_embedding", "latency_ms_b1", "f1_retention", "speedup"):
+    for column in (
+        "teacher",
+        "corpus",
+        "size",
+        "task",
+        "f1",
+        "f1_typo5",
+        "params_total",
+        "params_non_embedding",
+        "latency_ms_b1",
+        "f1_retention",
+        "speedup",
+    ):
         assert table[column].notna().all(), column
     assert table["f1"].between(0, 1).all()
     teacher = table[table["role"] == "teacher"].iloc[0]
@@ -86,7 +108,9 @@ def test_smoke_sweep_end_to_end(tmp_path):
     # The student folder opens with the stock Hugging Face pipeline.
     from transformers import pipeline
 
-    tagger = pipeline("token-classification", model=str(results / "students/minilm-l6/synth/L1/model"))
+    tagger = pipeline(
+        "token-classification", model=str(results / "students/minilm-l6/synth/L1/model")
+    )
     assert isinstance(tagger("Patient traité par amoxicilline pour une pneumopathie."), list)
 
     # Every fine-tune, distillation and evaluation is an MLflow run, with no corpus text.
@@ -94,13 +118,19 @@ def test_smoke_sweep_end_to_end(tmp_path):
         names = sorted(row[0] for row in db.execute("select name from runs"))
         params = " ".join(str(row[0]) for row in db.execute("select value from params"))
     assert names == sorted(
-        ["finetune/minilm-l6/ner-synth", "distill/minilm-l6/synth/L1",
-         "distill/minilm-l6/synth/L2", "evaluate/minilm-l6/teacher/teacher/ner-synth",
-         "evaluate/minilm-l6/synth/L1/ner-synth", "evaluate/minilm-l6/synth/L2/ner-synth"]
+        [
+            "finetune/minilm-l6/ner-synth",
+            "distill/minilm-l6/synth/L1",
+            "distill/minilm-l6/synth/L2",
+            "evaluate/minilm-l6/teacher/teacher/ner-synth",
+            "evaluate/minilm-l6/synth/L1/ner-synth",
+            "evaluate/minilm-l6/synth/L2/ner-synth",
+        ]
     )
     first_doc = json.loads((results / "corpus/synth/documents.jsonl").open().readline())
     assert first_doc["text"][:40] not in params
 
-    again = snakemake(tmp_path, "-n", "--cores", "2", "--configfile",
-                      str(ROOT / "config" / "smoke.yaml"))
+    again = snakemake(
+        tmp_path, "-n", "--cores", "2", "--configfile", str(ROOT / "config" / "smoke.yaml")
+    )
     assert "Nothing to be done" in again.stdout + again.stderr

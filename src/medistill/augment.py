@@ -27,9 +27,7 @@ OPERATIONS = ("neighbour", "delete", "insert", "transpose", "double", "drop_acce
 
 
 def _strip_accents(text: str) -> str:
-    return "".join(
-        c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn"
-    )
+    return "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
 
 
 def is_typo_target(word: str) -> bool:
@@ -126,7 +124,11 @@ def augment_corpus_file(spec: dict, docs_path, out_path, stats_path) -> dict:
         seed=spec.get("seed", 0),
     )
     write_jsonl(augmented, out_path)
-    stats = {"n_docs_in": len(docs), "n_docs_out": len(augmented), "measured_rates": rates,
-             "settings": spec}
+    stats = {
+        "n_docs_in": len(docs),
+        "n_docs_out": len(augmented),
+        "measured_rates": rates,
+        "settings": spec,
+    }
     write_json(stats, stats_path)
     return stats

@@ -1,8 +1,9 @@
 """The teacher's word-level label logits over a corpus, computed once and shared by students.
 
 Layout of a cache folder:
-    shard-KEY-00000.safetensors ...  `logits` [words, labels] float16, `word_counts` [sentences] int32
-    manifest.json                teacher, tokenizer, labels, shapes, dtype, shards (written last)
+    shard-KEY-00000.safetensors ...  `logits` [words, labels] float16,
+                                     `word_counts` [sentences] int32
+    manifest.json                    teacher, tokenizer, labels, shapes, dtype, shards (last)
 Shards are written atomically and skipped when already present, so a killed caching job resumes
 where it stopped. The manifest is the declared output: it exists only once every shard does.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ import torch
 from safetensors.numpy import load_file, save_file
 from tqdm import tqdm
 
-from medistill.io import file_sha256, read_json, write_json
+from medistill.io import atomic_path, file_sha256, read_json, write_json
 from medistill.tasks import collate, encode_sentences
 
 DTYPE = "float16"
@@ -51,15 +51,14 @@ def word_logits(model, tokenizer, sentences, max_length, batch_size, device) -> 
 
 
 def _save_shard(path: Path, logits: list[np.ndarray]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(
-        {
-            "logits": np.concatenate(logits).astype(DTYPE),
-            "word_counts": np.array([len(x) for x in logits], dtype=np.int32),
-        },
-        str(tmp),
-    )
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(
+            {
+                "logits": np.concatenate(logits).astype(DTYPE),
+                "word_counts": np.array([len(x) for x in logits], dtype=np.int32),
+            },
+            str(tmp),
+        )
 
 
 def build_cache(

@@ -92,6 +92,8 @@ def with_defaults(config: dict) -> dict:
     training = DEFAULTS["training"]
     merged["finetune"] = _merge(training, merged["finetune"])
     merged["distill"] = _merge(_merge(training, DEFAULTS["distill"]), config["distill"])
+    for size in merged["sizes"].values():
+        size.setdefault("layer_selection", "uniform")
     for teacher in merged["teachers"].values():
         teacher["finetune"] = _merge(merged["finetune"], teacher.get("finetune", {}))
     return merged

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from medistill.io import atomic_path
 from medistill.tasks import collate, encode_sentences
 
 
@@ -78,10 +78,8 @@ def distillation_loss(student, teacher, gold, temperature, kl_weight, ce_weight)
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def train(
@@ -104,10 +102,14 @@ def train(
     model.to(device).train()
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
     groups = [
-        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
-         "weight_decay": recipe["weight_decay"]},
-        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)],
-         "weight_decay": 0.0},
+        {
+            "params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
+            "weight_decay": recipe["weight_decay"],
+        },
+        {
+            "params": [p for n, p in model.named_parameters() if n.endswith(no_decay)],
+            "weight_decay": 0.0,
+        },
     ]
     optimizer = torch.optim.AdamW(groups, lr=recipe["learning_rate"])
     steps = recipe["steps"]
@@ -137,7 +139,9 @@ def train(
         )
         batch = {k: v.to(device) for k, v in batch.items()}
         with autocast:
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            logits = model(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+            ).logits
         words = logits[batch["word_index"] >= 0].float()  # one row per word, in sentence order
         loss = distillation_loss(words, batch.get("teacher"), batch["gold"], **loss_weights)
         loss.backward()
@@ -151,11 +155,18 @@ def train(
             if on_log:
                 on_log(step, loss.item())
         if (step + 1) % recipe["checkpoint_every"] == 0 and step + 1 < steps:
-            _save_checkpoint(checkpoint, {
-                "fingerprint": fingerprint, "step": step + 1, "history": history,
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
-            })
+            _save_checkpoint(
+                checkpoint,
+                {
+                    "fingerprint": fingerprint,
+                    "step": step + 1,
+                    "history": history,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": torch.get_rng_state(),
+                },
+            )
     model.eval()
     return history
 
@@ -199,8 +210,10 @@ def distill_student(
     manifest, logits = load_cache(manifest_path, sentences)
     labels = [student.config.id2label[i] for i in range(student.config.num_labels)]
     if manifest["labels"] != labels:
-        raise ValueError(f"{manifest_path}: cached labels {manifest['labels']} differ from the "
-                         f"teacher's {labels}; delete the cache and rerun")
+        raise ValueError(
+            f"{manifest_path}: cached labels {manifest['labels']} differ from the "
+            f"teacher's {labels}; delete the cache and rerun"
+        )
     examples = build_examples(tokenizer, sentences, labels, config["max_length"], logits)
     recipe = config["distill"]
     weights = {k: recipe[k] for k in ("temperature", "kl_weight", "ce_weight")}
@@ -217,7 +230,9 @@ def distill_student(
         desc=f"distilling {teacher}/{corpus}/{size}",
     )
     student.config.medistill_distillation = {
-        "teacher": teacher, "corpus": corpus, "cache_sentences": manifest["n_sentences"],
+        "teacher": teacher,
+        "corpus": corpus,
+        "cache_sentences": manifest["n_sentences"],
         "recipe": recipe,
     }
     save_pretrained_atomic(student, tokenizer, out_dir)
@@ -226,8 +241,13 @@ def distill_student(
         f"distill/{teacher}/{corpus}/{size}",
         params={"distill": recipe, "size": spec, "seed": config["seed"]},
         metrics={"final_train_loss": history[-1]["loss"]} | count_parameters(student),
-        tags={"stage": "distill", "teacher": teacher, "corpus": corpus, "size": size,
-              "licence": config["teachers"][teacher]["licence"]},
+        tags={
+            "stage": "distill",
+            "teacher": teacher,
+            "corpus": corpus,
+            "size": size,
+            "licence": config["teachers"][teacher]["licence"],
+        },
         history=history,
     )
     return history

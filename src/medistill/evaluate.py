@@ -26,10 +26,14 @@ def predict_tags(model, tokenizer, sentences, max_length, batch_size, device) ->
     predictions = []
     for start in range(0, len(features), batch_size):
         batch = collate(features[start : start + batch_size], tokenizer.pad_token_id)
-        logits = model(
-            input_ids=batch["input_ids"].to(device),
-            attention_mask=batch["attention_mask"].to(device),
-        ).logits.argmax(-1).cpu()
+        logits = (
+            model(
+                input_ids=batch["input_ids"].to(device),
+                attention_mask=batch["attention_mask"].to(device),
+            )
+            .logits.argmax(-1)
+            .cpu()
+        )
         for row in range(logits.shape[0]):
             ids = logits[row][batch["word_index"][row] >= 0].tolist()
             predictions.append([model.config.id2label[i] for i in ids])
@@ -42,7 +46,8 @@ def ner_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict:
         gold, predicted, mode="strict", scheme=IOB2, output_dict=True, zero_division=0
     )
     per_type = {
-        name: {k: float(v) for k, v in row.items() if k != "support"} | {"support": int(row["support"])}
+        name: {k: float(v) for k, v in row.items() if k != "support"}
+        | {"support": int(row["support"])}
         for name, row in report.items()
         if not name.endswith(" avg")
     }
@@ -94,7 +99,11 @@ def evaluate_model(model, tokenizer, test_sets: dict[str, list[dict]], settings:
     result = {}
     for name, sentences in test_sets.items():
         predicted = predict_tags(
-            model, tokenizer, sentences, settings["max_length"], settings["batch_size"],
+            model,
+            tokenizer,
+            sentences,
+            settings["max_length"],
+            settings["batch_size"],
             settings["device"],
         )
         scores = ner_scores([s["tags"] for s in sentences], predicted)
@@ -104,8 +113,13 @@ def evaluate_model(model, tokenizer, test_sets: dict[str, list[dict]], settings:
             result[f"f1_{name}"] = scores["f1"]
     result.update(count_parameters(model))
     result.update(
-        cpu_latency(model, tokenizer, test_sets["clean"], settings["latency_runs"],
-                    settings["latency_threads"])
+        cpu_latency(
+            model,
+            tokenizer,
+            test_sets["clean"],
+            settings["latency_runs"],
+            settings["latency_threads"],
+        )
     )
     return result
 

@@ -12,26 +12,31 @@ from typing import IO, Any
 
 
 @contextmanager
-def atomic_write(path: str | os.PathLike, encoding: str = "utf-8") -> Iterator[IO[str]]:
-    """Yield a text handle on a temporary file next to `path`; replace `path` only on success.
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to `path` (same suffix); rename it over `path` on success.
 
     If the body raises, the temporary file is removed and any previous `path` is left intact.
+    The suffix is kept because some writers (matplotlib, safetensors) read the format from it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding=encoding, newline="\n") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike, encoding: str = "utf-8") -> Iterator[IO[str]]:
+    """Yield a text handle whose content replaces `path` only if the body succeeds."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding=encoding, newline="\n") as handle:
+        yield handle
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def write_json(obj: Any, path: str | os.PathLike) -> None:

@@ -8,9 +8,7 @@ is worth deploying" can be answered at a glance.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 import matplotlib
@@ -20,6 +18,8 @@ matplotlib.use("Agg")  # headless: reports are built by the workflow, never show
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+
+from medistill.io import atomic_path  # noqa: E402
 
 REQUIRED_KEYS = (
     "teacher",
@@ -48,24 +48,6 @@ LEAD_COLUMNS = (
     "latency_ms_b1",
 )
 STUDENT_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
-
-
-def _atomic_replace(path: str | Path, write: Callable[[Path], None]) -> None:
-    """Call ``write`` on a temp file next to ``path``, then rename it over ``path``.
-
-    Readers (and Snakemake) then never see a half-written report, even if we crash mid-write.
-    The temp file keeps ``path``'s suffix because matplotlib picks the format from it.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _read_evaluation(path: Path) -> dict:
@@ -156,7 +138,8 @@ def write_tradeoff(df: pd.DataFrame, path: str | Path) -> None:
         .sort_values(["teacher", "_student", "params_total", "task", "corpus", "size"])
         .loc[:, [*LEAD_COLUMNS, *rest]]
     )
-    _atomic_replace(path, lambda tmp: ordered.to_csv(tmp, index=False))
+    with atomic_path(path) as tmp:
+        ordered.to_csv(tmp, index=False)
 
 
 def _scatter_points(ax, df: pd.DataFrame, x: str, y: str) -> None:
@@ -223,7 +206,8 @@ def plot_pareto(
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7, loc="best")
         fig.tight_layout()
-        _atomic_replace(path, lambda tmp: fig.savefig(tmp, dpi=150))
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=150)
     finally:
         plt.close(fig)
 

@@ -23,7 +23,10 @@ def prepare_job(log_path: str | Path | None, threads: int, config: dict) -> logg
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_path, mode="w", encoding="utf-8"))
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", handlers=handlers, force=True
+        level=logging.INFO,
+        format="%(asctime)s %(name)s: %(message)s",
+        handlers=handlers,
+        force=True,
     )
     logging.captureWarnings(True)
     import torch

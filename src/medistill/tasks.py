@@ -32,7 +32,9 @@ def document_sentences(doc: dict, max_words: int) -> list[dict]:
     has_gold = "entities" in doc
     sentences = []
     for start, end in split_sentences(doc["text"]):
-        spans = [(m.start() + start, m.end() + start) for m in WORD.finditer(doc["text"][start:end])]
+        spans = [
+            (m.start() + start, m.end() + start) for m in WORD.finditer(doc["text"][start:end])
+        ]
         tags = _tags(spans, doc.get("entities", []))
         for chunk in range(0, len(spans), max_words):
             words = [doc["text"][a:b] for a, b in spans[chunk : chunk + max_words]]
@@ -47,9 +49,7 @@ def _tags(word_spans: list[tuple[int, int]], entities: list[dict]) -> list[str]:
     tags = ["O"] * len(word_spans)
     for entity in entities:
         inside = [
-            i
-            for i, (a, b) in enumerate(word_spans)
-            if a < entity["end"] and b > entity["start"]
+            i for i, (a, b) in enumerate(word_spans) if a < entity["end"] and b > entity["start"]
         ]
         for rank, i in enumerate(inside):
             tags[i] = f"{'B' if rank == 0 else 'I'}-{entity['label']}"
@@ -140,7 +140,7 @@ def prepare_task(spec: dict, out_dir: Path, max_words: int, typo_rate: float, se
 
     out_dir = Path(out_dir)
     counts, splits = {}, {}
-    for split, docs in synthetic_task_splits(spec).items():
+    for split, docs in synthetic_task_splits(spec["synthetic"]).items():
         splits[split] = documents_to_sentences(docs, max_words)
         write_jsonl(splits[split], out_dir / f"{split}.jsonl")
         counts[split] = {"documents": len(docs), "sentences": len(splits[split])}

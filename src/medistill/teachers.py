@@ -40,7 +40,9 @@ def _hub_model(spec: str, allow_network: bool) -> Path | None:
     except LocalEntryNotFoundError:
         if allow_network:
             return None
-        fetch = f"huggingface-cli download {repo_id}" + (f" --revision {revision}" if revision else "")
+        fetch = f"huggingface-cli download {repo_id}" + (
+            f" --revision {revision}" if revision else ""
+        )
         raise TeacherSourceError(
             f"'{spec}' is not in the local Hugging Face cache and allow_network is false; "
             f"run `{fetch}` on a machine with access, or set allow_network: true"
@@ -120,8 +122,12 @@ def finetune_teacher(
         loss_weights={"temperature": 1.0, "kl_weight": 0.0, "ce_weight": 1.0},
         desc=f"fine-tuning {teacher} on {task}",
     )
-    model.config.medistill_teacher = {"name": teacher, "source": spec["source"],
-                                      "licence": spec["licence"], "task": task}
+    model.config.medistill_teacher = {
+        "name": teacher,
+        "source": spec["source"],
+        "licence": spec["licence"],
+        "task": task,
+    }
     save_pretrained_atomic(model, tokenizer, out_dir)
     log_run(
         config,

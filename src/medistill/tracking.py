@@ -55,7 +55,7 @@ def log_run(
     artifacts: list[Path] = (),
     results_dir: str | Path = "results",
 ) -> str | None:
-    """Log one finished step as an MLflow run; return its id, or None (with a warning) on failure."""
+    """Log a finished step as an MLflow run; return its id, or None (and a warning) on failure."""
     numeric = {k: float(v) for k, v in flatten(metrics).items() if isinstance(v, int | float)}
     try:
         import mlflow
@@ -75,6 +75,7 @@ def log_run(
                     mlflow.log_artifact(str(artifact))
                 return run.info.run_id
     except Exception as error:  # tracking must never fail a step whose results are on disk
-        warnings.warn(f"MLflow logging of '{run_name}' failed ({error}); results are on disk",
-                      stacklevel=2)
+        warnings.warn(
+            f"MLflow logging of '{run_name}' failed ({error}); results are on disk", stacklevel=2
+        )
         return None

@@ -6,10 +6,10 @@ rule cache_teacher_logits:
         docs="results/corpus/{corpus}/augmented.jsonl",
     output:
         "results/cache/{teacher}/{corpus}/manifest.json",
-    threads: workflow.cores
     log:
         "results/logs/cache_teacher_logits/{teacher}/{corpus}.log",
     conda:
         "../../envs/medistill.yaml"
+    threads: workflow.cores
     script:
         "../scripts/cache_teacher_logits.py"

@@ -2,12 +2,12 @@ rule build_corpus:
     output:
         docs="results/corpus/{corpus}/documents.jsonl",
         stats="results/corpus/{corpus}/stats.json",
-    params:
-        spec=lambda wildcards: config["corpora"][wildcards.corpus],
     log:
         "results/logs/build_corpus/{corpus}.log",
     conda:
         "../../envs/medistill.yaml"
+    params:
+        spec=lambda wildcards: config["corpora"][wildcards.corpus],
     script:
         "../scripts/build_corpus.py"
 
@@ -18,11 +18,13 @@ rule augment_corpus:
     output:
         docs="results/corpus/{corpus}/augmented.jsonl",
         stats="results/corpus/{corpus}/augmentation.json",
-    params:
-        spec=lambda wildcards: config["corpora"][wildcards.corpus].get("augmentation", {}),
     log:
         "results/logs/augment_corpus/{corpus}.log",
     conda:
         "../../envs/medistill.yaml"
+    params:
+        spec=lambda wildcards: config["corpora"][wildcards.corpus].get(
+            "augmentation", {}
+        ),
     script:
         "../scripts/augment_corpus.py"

@@ -5,12 +5,12 @@ rule distill_student:
         cache="results/cache/{teacher}/{corpus}/manifest.json",
     output:
         directory("results/students/{teacher}/{corpus}/{size}/model"),
-    params:
-        checkpoint="results/checkpoints/students/{teacher}/{corpus}/{size}.pt",
-    threads: workflow.cores
     log:
         "results/logs/distill_student/{teacher}/{corpus}/{size}.log",
     conda:
         "../../envs/medistill.yaml"
+    threads: workflow.cores
+    params:
+        checkpoint="results/checkpoints/students/{teacher}/{corpus}/{size}.pt",
     script:
         "../scripts/distill_student.py"

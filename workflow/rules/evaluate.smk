@@ -5,13 +5,13 @@ rule evaluate_student:
         model="results/students/{teacher}/{corpus}/{size}/model",
     output:
         "results/eval/{teacher}/{corpus}/{size}/{task}.json",
-    params:
-        role="student",
-    threads: workflow.cores
     log:
         "results/logs/evaluate/{teacher}/{corpus}/{size}/{task}.log",
     conda:
         "../../envs/medistill.yaml"
+    threads: workflow.cores
+    params:
+        role="student",
     script:
         "../scripts/evaluate.py"
 
@@ -22,12 +22,12 @@ rule evaluate_teacher:
         model="results/teachers/{teacher}/{task}/model",
     output:
         "results/eval/{teacher}/teacher/{task}.json",
-    params:
-        role="teacher",
-    threads: workflow.cores
     log:
         "results/logs/evaluate/{teacher}/teacher/{task}.log",
     conda:
         "../../envs/medistill.yaml"
+    threads: workflow.cores
+    params:
+        role="teacher",
     script:
         "../scripts/evaluate.py"

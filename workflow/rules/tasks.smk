@@ -5,11 +5,11 @@ rule prepare_task:
         test="results/tasks/{task}/test.jsonl",
         test_typo5="results/tasks/{task}/test_typo5.jsonl",
         labels="results/tasks/{task}/labels.json",
-    params:
-        spec=lambda wildcards: config["tasks"][wildcards.task],
     log:
         "results/logs/prepare_task/{task}.log",
     conda:
         "../../envs/medistill.yaml"
+    params:
+        spec=lambda wildcards: config["tasks"][wildcards.task],
     script:
         "../scripts/prepare_task.py"

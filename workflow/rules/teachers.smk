@@ -6,12 +6,12 @@ rule finetune_teacher:
         labels="results/tasks/{task}/labels.json",
     output:
         directory("results/teachers/{teacher}/{task}/model"),
-    params:
-        checkpoint="results/checkpoints/teachers/{teacher}/{task}.pt",
-    threads: workflow.cores
     log:
         "results/logs/finetune_teacher/{teacher}/{task}.log",
     conda:
         "../../envs/medistill.yaml"
+    threads: workflow.cores
+    params:
+        checkpoint="results/checkpoints/teachers/{teacher}/{task}.pt",
     script:
         "../scripts/finetune_teacher.py"
