@@ -43,3 +43,27 @@ def tiny_bert(tmp_path_factory, minilm_path) -> Path:
 @pytest.fixture()
 def default_config() -> dict:
     return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+@pytest.fixture(scope="session")
+def smoke_sweep(tmp_path_factory) -> Path:
+    """A working directory where the smoke sweep ran locally (`--cores 2`); treat as read-only
+    (copy it before running more of the workflow there)."""
+    import os
+    import subprocess
+    import sys
+
+    workdir = tmp_path_factory.mktemp("smoke-sweep")
+    env = os.environ | {"HF_HUB_OFFLINE": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
+        + ["--directory", str(workdir), "--cores", "2"]
+        + ["--configfile", str(ROOT / "config" / "smoke.yaml")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert run.returncode == 0, run.stderr[-5000:]
+    return workdir

@@ -194,6 +194,11 @@ def test_split_sentences_tricky_french():
         ("Il dit « non. » Puis sort... Bien", ["Il dit « non. »", "Puis sort...", "Bien"]),
         ("", []),
         ("  \n ", []),
+        ("Voir cf. Annexe 2. Fin", ["Voir cf. Annexe 2.", "Fin"]),
+        ("Décrit par Roux et al. Ils concluent.", ["Décrit par Roux et al. Ils concluent."]),
+        ("Montré sur la fig. 2 ici. Puis", ["Montré sur la fig. 2 ici.", "Puis"]),
+        ("Dose 500 mg. Le patient va bien.", ["Dose 500 mg.", "Le patient va bien."]),
+        ("Né le 03.12.1950, vu le 1.2.2024. Fin", ["Né le 03.12.1950, vu le 1.2.2024.", "Fin"]),
     ],
 )
 def test_split_sentences_cases(text, expected):
@@ -243,3 +248,25 @@ def test_json_helpers(tmp_path):
     write_json({"clé": [1, 2]}, path)
     assert read_json(path) == {"clé": [1, 2]}
     assert "clé" in path.read_text(encoding="utf-8")
+
+
+def test_split_sentences_on_one_long_line():
+    # 450 kB on one line: seconds when the splitter is linear, many minutes when quadratic.
+    text = "Le patient va bien, cf. dossier, dose 2.5 mg. " * 10000
+    assert len(split_sentences(text)) == 10000
+
+
+def test_build_corpus_from_synthetic_source(tmp_path):
+    from medistill.corpus import build_corpus
+
+    spec = {"sources": [{"kind": "synthetic", "n_docs": 20, "seed": 3}]}
+    stats = build_corpus(spec, tmp_path / "docs.jsonl", tmp_path / "build_stats.json")
+    docs = read_jsonl(tmp_path / "docs.jsonl")
+    assert [d["text"] for d in docs] == [d["text"] for d in generate_reports(20, seed=3)]
+    assert (
+        docs[0]["source"] == "synthetic-0" and docs[0]["licence"] == "BSD-3-Clause AND Apache-2.0"
+    )
+    assert stats["n_docs"] == 20 and stats["n_entities"] > 100 and stats["dedup_removed"] == 0
+    assert {"n_sentences", "n_tokens", "sources"} <= set(stats)
+    assert stats["sources"]["synthetic-0"]["licence"] == "BSD-3-Clause AND Apache-2.0"
+    assert read_json(tmp_path / "build_stats.json") == stats

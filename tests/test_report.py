@@ -7,12 +7,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from medistill.cards import write_model_card
 from medistill.report import (
+    FRONT_PLOTS,
+    FRONTS,
     LEAD_COLUMNS,
     add_relative_columns,
     build_report,
     load_evaluations,
+    load_histories,
+    model_label,
     pareto_front,
+    recommend,
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -161,3 +167,185 @@ def test_build_report(tmp_path):
     assert not df.loc[2, "on_front_f1_params"]
     assert df.loc[1, "on_front_f1_params"]
     assert not list(out_dir.glob(".*"))  # no temp files left behind
+
+
+# --- three fronts, budgets, histories, the HTML page and model cards -----------------------
+
+
+def test_pareto_robust_front_uses_typo_f1():
+    df = pd.DataFrame(
+        {
+            "f1": [0.9, 0.8, 0.7],
+            "f1_typo5": [0.5, 0.7, 0.7],
+            "params_total": [30, 20, 20],
+        }
+    )
+    assert pareto_front(df, "f1", "params_total").tolist() == [True, True, False]
+    # Robust F1: the 0.8/0.7 tie at 20 params keeps both, and beats the big model.
+    assert pareto_front(df, "f1_typo5", "params_total").tolist() == [False, True, True]
+
+
+def table(rows):
+    columns = ["teacher", "corpus", "size", "task", "role", "f1", "f1_typo5"]
+    columns += ["params_total", "latency_ms_b1", "disk_mb"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def test_recommend_best_student_within_each_budget():
+    df = table(
+        [
+            ("t", "teacher", "teacher", "ner", "teacher", 0.95, 0.9, 100, 50.0, 400.0),
+            ("t", "c", "L1", "ner", "student", 0.70, 0.6, 10, 5.0, 40.0),
+            ("t", "c", "L2", "ner", "student", 0.80, 0.7, 20, 10.0, 80.0),
+            ("t", "c", "L2b", "ner", "student", 0.80, 0.7, 25, 9.0, 90.0),
+            ("t", "c", "L3", "ner", "student", 0.85, 0.8, 30, 15.0, np.nan),
+        ]
+    )
+    budgets = [
+        {"name": "fast", "max_latency_ms_b1": 12},
+        {"name": "small", "max_params": 10},
+        {"name": "tiny disk", "max_disk_mb": 100},
+        {"name": "impossible", "max_params": 5},
+        {"name": "good and fast", "min_f1": 0.75, "max_latency_ms_b1": 20},
+    ]
+    out = recommend(df, budgets).set_index("budget")
+    # A tie on F1 goes to the smaller model; the teacher is never recommended.
+    assert out.loc["fast", "model"] == "t/c/L2"
+    assert out.loc["fast", "candidates"] == 3
+    assert out.loc["small", "model"] == "t/c/L1"
+    # L3 has no disk size: it does not fit a disk budget.
+    assert out.loc["tiny disk", "model"] == "t/c/L2"
+    assert out.loc["impossible", "model"] == "" and out.loc["impossible", "candidates"] == 0
+    assert out.loc["good and fast", "model"] == "t/c/L3"
+    assert out.loc["good and fast", "limits"] == "latency_ms_b1 <= 20, f1 >= 0.75"
+
+
+def test_recommend_without_budgets_is_empty():
+    assert recommend(table([]), []).empty
+
+
+def test_model_label_and_histories(tmp_path):
+    student = tmp_path / "results/students/t/c/L1/model"
+    teacher = tmp_path / "results/teachers/t/ner/model"
+    for folder, loss in ((student, 1.0), (teacher, 2.0)):
+        write_json(folder / "training_history.json", [{"step": 0, "loss": loss}])
+    (tmp_path / "empty").mkdir()
+    assert model_label(student) == "t/c/L1"
+    assert model_label(teacher) == "t (teacher)"
+    histories = load_histories([student, teacher, tmp_path / "empty"])
+    assert histories == {
+        "t/c/L1": [{"step": 0, "loss": 1.0}],
+        "t (teacher)": [{"step": 0, "loss": 2.0}],
+    }
+
+
+CONFIG = {
+    "teachers": {"camembert": {"source": "hub:almanach/camembert-bio-base", "licence": "MIT"}},
+    "corpora": {"wiki": {"licence": "CC-BY-SA-4.0"}, "pubmed": {}},
+    "sweep": {"task": "quaero", "teachers": ["camembert"], "corpora": ["wiki", "pubmed"]},
+    "report": {
+        "budgets": [
+            {"name": "under 5 ms", "max_latency_ms_b1": 5},
+            {"name": "under 1M parameters", "max_params": 1_000_000},
+        ]
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("report")
+    records = [
+        evaluation(),
+        evaluation(corpus="wiki", size="small", f1=0.72),
+        evaluation(corpus="pubmed", size="small", f1=0.6),
+    ]
+    paths = [write_json(tmp_path / "eval" / f"{i}.json", r) for i, r in enumerate(records)]
+    models = [tmp_path / "results/teachers/camembert/quaero/model"]
+    models += [tmp_path / f"results/students/camembert/{c}/small/model" for c in ("wiki", "pubmed")]
+    for i, folder in enumerate(models):
+        history = [{"step": s, "loss": 2.0 / (s + 1 + i), "lr": 1e-4} for s in range(0, 50, 10)]
+        write_json(folder / "training_history.json", history)
+    out_dir = tmp_path / "report"
+    df = build_report(paths, out_dir, CONFIG, models)
+    return df, out_dir
+
+
+def test_build_report_writes_every_plot_and_front(full_report):
+    df, out_dir = full_report
+    for stem in FRONT_PLOTS | {"robustness": 0, "training_curves": 0}:
+        assert (out_dir / f"{stem}.png").read_bytes()[:8] == PNG_MAGIC, stem
+        assert (out_dir / f"{stem}.svg").read_text().lstrip().startswith("<?xml"), stem
+    csv = pd.read_csv(out_dir / "tradeoff.csv")
+    for column in FRONTS:
+        assert csv[column].dtype == bool, column
+    assert df["on_front_typo_params"].tolist() == [True, True, False]
+
+
+def test_report_html_is_self_contained(full_report):
+    import re
+
+    _, out_dir = full_report
+    page = (out_dir / "report.html").read_text()
+    images = re.findall(r'<img src="([^"]+)"', page)
+    assert len(images) == 5 and all(src.startswith("data:image/png;base64,") for src in images)
+    assert not re.search(r'(src|href)="(?!data:)', page)  # nothing fetched from elsewhere
+    for text in (
+        "Recommended student per budget",
+        "under 5 ms",
+        "camembert/wiki/small",  # the best student within both budgets
+        "Pareto fronts",
+        "f1_typo5 up, params_total down",
+        "CC-BY-SA-4.0",  # corpus licence
+        "BSD-3-Clause AND Apache-2.0",  # default corpus licence
+        "hub:almanach/camembert-bio-base",  # config
+        "transformers",  # environment
+        "cpu cores",
+    ):
+        assert text in page, text
+
+
+def test_model_card_has_provenance_scores_and_limits(tmp_path):
+    model_dir = tmp_path / "model"
+    write_json(
+        model_dir / "config.json",
+        {
+            "medistill_distillation": {
+                "teacher": "camembert",
+                "corpus": "wiki",
+                "recipe": {"temperature": 2.0, "kl_weight": 1.0, "ce_weight": 0.5, "steps": 40},
+            },
+            "medistill_student": {"layers": 2, "teacher_layers_kept": [0, 11], "hidden_size": 768},
+        },
+    )
+    write_json(
+        model_dir / "training_history.json",
+        [{"step": 0, "loss": 3.25}, {"step": 39, "loss": 0.5}],
+    )
+    record = evaluation(
+        corpus="wiki",
+        size="small",
+        f1=0.72,
+        per_type={"DISO": {"precision": 0.5, "recall": 0.25, "f1-score": 0.333, "support": 4}},
+    )
+    path = write_model_card(model_dir, record, CONFIG)
+    card = path.read_text()
+    assert path == model_dir / "README.md"
+    assert card.startswith("---\nlicense: mit\n")
+    for text in (
+        "camembert",
+        "`wiki`",
+        "CC-BY-SA-4.0",  # corpus licence
+        "| MIT |",  # teacher licence
+        "layers kept: [0, 11]",
+        "temperature 2.0",
+        "3.2500 at step 0 -> 0.5000 at step 39",
+        "| F1 (micro) | 0.720 |",
+        "| F1 with typos in 5% of words | 0.620 |",
+        "| parameters | 10,000,000 |",
+        "| DISO | 0.500 | 0.250 | 0.333 | 4 |",
+        "Intended use",
+        "Not a medical device",
+    ):
+        assert text in card, text
+    assert not list(model_dir.glob(".*"))  # written atomically, no temp file left

@@ -80,3 +80,145 @@ def test_augment_corpus_keeps_clean_copies_and_measures_rate():
     assert 0.02 < rates["typo"] < 0.2
     again, _ = augment_corpus([DOC] * 20, typo_rate=0.1, noisy_copies=2, seed=0)
     assert again == docs
+
+
+# --- abbreviations, new concepts, robustness test sets ---------------------------------------
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from conftest import SHARED_DATA  # noqa: E402
+
+from medistill.augment import (  # noqa: E402
+    Augmenter,
+    augment_corpus_file,
+    load_abbreviations,
+    novel_name,
+    read_abbreviation_file,
+)
+from medistill.evaluate import mask_ignored  # noqa: E402
+from medistill.io import read_json, write_json  # noqa: E402
+from medistill.tasks import ROBUSTNESS_SETS, prepare_task, unseen_test_set  # noqa: E402
+
+HTA_DOC = {
+    "id": "h",
+    "text": "Antécédents d'hypertension artérielle et d'IDM. Traitement par ramipril.",
+    "entities": [
+        {"start": 14, "end": 37, "label": "DISO"},
+        {"start": 43, "end": 46, "label": "DISO"},
+        {"start": 63, "end": 71, "label": "CHEM"},
+    ],
+}
+
+
+def _surfaces(doc):
+    return [doc["text"][e["start"] : e["end"]] for e in doc["entities"]]
+
+
+def test_builtin_abbreviation_lexicon():
+    pairs = read_abbreviation_file(Path("src/medistill/lexicons/abbreviations.tsv").resolve())
+    assert len(pairs) >= 40
+    assert ("HTA", "hypertension artérielle") in pairs and ("ttt", "traitement") in pairs
+
+
+def test_abbreviation_moves_entity_span_to_short_form_and_back():
+    lexicon = load_abbreviations()
+    shorten = Augmenter(
+        abbreviation_rate=1.0, abbreviations=lexicon, abbreviation_direction="shorten"
+    )
+    short = shorten(HTA_DOC, random.Random(0), suffix="~a")
+    assert short["text"] == "ATCD d'HTA et d'IDM. ttt par ramipril."
+    assert _surfaces(short) == ["HTA", "IDM", "ramipril"]
+    expand = Augmenter(
+        abbreviation_rate=1.0, abbreviations=lexicon, abbreviation_direction="expand"
+    )
+    long = expand(short, random.Random(0), suffix="")
+    assert _surfaces(long) == ["hypertension artérielle", "infarctus du myocarde", "ramipril"]
+    assert long["text"].startswith("antécédents d'hypertension artérielle et d'infarctus")
+
+
+def test_external_abbreviation_lexicon_loads_or_is_skipped(tmp_path, caplog):
+    inventory = SHARED_DATA / "abbreviations-fr" / "sense_inventory" / "sense_inventory.json"
+    base = len(load_abbreviations())
+    assert len(load_abbreviations([str(tmp_path / "absent.tsv")])) == base
+    assert "absent.tsv" in caplog.text
+    if not inventory.exists():
+        pytest.skip(f"abbreviation sense inventory not found at {inventory}")
+    lexicon = load_abbreviations([str(inventory)])
+    assert len(lexicon) > base + 1000
+    # Lower-case short forms of the inventory also match their all-caps spelling.
+    assert lexicon.candidates("AAG sévère") == [(0, 3, "asthme aigu grave", False)]
+
+
+def test_new_concepts_replace_mentions_with_novel_names():
+    augmenter = Augmenter(new_concept_rate=1.0)
+    noisy = augmenter(HTA_DOC, random.Random(1), suffix="~c")
+    assert all(e["novel"] for e in noisy["entities"])
+    assert [e["label"] for e in noisy["entities"]] == ["DISO", "DISO", "CHEM"]
+    for surface in _surfaces(noisy):
+        assert surface not in _surfaces(HTA_DOC)
+    assert " d' " not in noisy["text"] and "de a" not in noisy["text"]
+    rng = random.Random(0)
+    drugs = {novel_name("CHEM", rng) for _ in range(200)}
+    stems = ("mab", "tinib", "vir", "prazole")
+    assert all(any(d.endswith(s) for d in drugs) for s in stems)
+    assert augmenter.measured_rates()["new_concept"] == 1.0
+
+
+def test_augment_corpus_file_merges_build_stats(tmp_path):
+    from medistill.corpus import write_jsonl
+
+    write_jsonl([DOC, HTA_DOC], tmp_path / "documents.jsonl")
+    write_json({"n_docs": 2, "sources": {"x": {"licence": "MIT"}}}, tmp_path / "build.json")
+    spec = {"typo_rate": 0.1, "abbreviation_rate": 0.5, "noisy_copies": 2, "seed": 1}
+    augment_corpus_file(
+        spec,
+        tmp_path / "documents.jsonl",
+        tmp_path / "build.json",
+        tmp_path / "augmented.jsonl",
+        tmp_path / "stats.json",
+    )
+    stats = read_json(tmp_path / "stats.json")
+    assert stats["n_docs"] == 2 and stats["sources"] == {"x": {"licence": "MIT"}}
+    rates = stats["augmentation"]["measured_rates"]
+    assert set(rates) == {"typo", "case", "abbreviation", "new_concept"}
+    assert stats["augmentation"]["n_docs_out"] == 6
+
+
+def test_unseen_masks_mentions_seen_in_train():
+    train = [{"words": ["HTA", "et", "toux"], "tags": ["B-DISO", "O", "B-SOSY"]}]
+    test = [
+        {"words": ["Toux", "et", "zona", "grave"], "tags": ["B-SOSY", "O", "B-DISO", "I-DISO"]},
+    ]
+    sets, counts = unseen_test_set(test, train)
+    assert sets[0]["ignore"] == [True, False, False, False]
+    assert counts == {"mentions_unseen": 1, "share_unseen": 0.5}
+    predicted = [["B-SOSY", "B-DISO", "I-DISO", "I-DISO"]]  # the first overlaps a masked one
+    gold, masked = mask_ignored(sets, predicted)
+    assert gold == [["O", "O", "B-DISO", "I-DISO"]]
+    assert masked == [["O", "B-DISO", "I-DISO", "I-DISO"]]  # a false positive stays one
+    _, masked = mask_ignored(sets, [["B-SOSY", "I-SOSY", "O", "B-DISO"]])
+    assert masked == [["O", "O", "O", "B-DISO"]]
+    _, masked = mask_ignored(sets, [["B-SOSY", "O", "B-DISO", "I-DISO"]])
+    assert masked == [["O", "O", "B-DISO", "I-DISO"]]
+
+
+def test_prepare_task_writes_robustness_sets(tmp_path):
+    spec = {"synthetic": {"seed": 3, "train_docs": 30, "dev_docs": 2, "test_docs": 12}}
+    counts = prepare_task(spec, tmp_path, max_words=64, seed=13)
+    from medistill.corpus import read_jsonl
+
+    test = read_jsonl(tmp_path / "test.jsonl")
+    sets = {name: read_jsonl(tmp_path / f"test_{name}.jsonl") for name in ROBUSTNESS_SETS}
+    for name in ("typo5", "typo15"):
+        assert [s["tags"] for s in sets[name]] == [s["tags"] for s in test]
+        pairs = zip(test, sets[name], strict=True)
+        words = [(a, b) for s, t in pairs for a, b in zip(s["words"], t["words"], strict=True)]
+        rate = sum(a != b for a, b in words) / len(words)
+        assert abs(rate - int(name[4:]) / 100) < 0.3 * int(name[4:]) / 100, (name, rate)
+    abbrev_words = {w for s in sets["abbrev"] for w in s["words"]}
+    assert {"ttt", "ATCD"} & abbrev_words and 0 < len(sets["abbrev"]) < len(test)
+    for sentence in sets["abbrev"] + sets["unseen"]:
+        assert len(sentence["words"]) == len(sentence["tags"])
+    assert all(len(s["ignore"]) == len(s["words"]) for s in sets["unseen"])
+    assert 0.1 < counts["robustness"]["share_unseen"] < 0.9

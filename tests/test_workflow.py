@@ -72,10 +72,8 @@ def test_bad_config_stops_before_any_job(tmp_path, override, expected):
 
 
 @pytest.mark.integration
-def test_smoke_sweep_end_to_end(tmp_path):
-    run = snakemake(tmp_path, "--cores", "2", "--configfile", str(ROOT / "config" / "smoke.yaml"))
-    assert run.returncode == 0, run.stderr[-5000:]
-    results = tmp_path / "results"
+def test_smoke_sweep_end_to_end(smoke_sweep):
+    results = smoke_sweep / "results"
 
     table = pd.read_csv(results / "report" / "tradeoff.csv")
     assert sorted(table["size"]) == ["L1", "L2", "teacher"]
@@ -115,9 +113,12 @@ def test_smoke_sweep_end_to_end(tmp_path):
 
     # Every fine-tune, distillation and evaluation is an MLflow run, with no corpus text.
     with sqlite3.connect(results / "mlflow.db") as db:
-        names = sorted(row[0] for row in db.execute("select name from runs"))
+        names = sorted(
+            row[0] for row in db.execute("select name from runs where lifecycle_stage='active'")
+        )
         params = " ".join(str(row[0]) for row in db.execute("select value from params"))
-    assert names == sorted(
+    assert sum(name.startswith("sweep/") for name in names) == 1
+    assert [name for name in names if not name.startswith("sweep/")] == sorted(
         [
             "finetune/minilm-l6/ner-synth",
             "distill/minilm-l6/synth/L1",
@@ -125,12 +126,13 @@ def test_smoke_sweep_end_to_end(tmp_path):
             "evaluate/minilm-l6/teacher/teacher/ner-synth",
             "evaluate/minilm-l6/synth/L1/ner-synth",
             "evaluate/minilm-l6/synth/L2/ner-synth",
+            "report",
         ]
     )
     first_doc = json.loads((results / "corpus/synth/documents.jsonl").open().readline())
     assert first_doc["text"][:40] not in params
 
     again = snakemake(
-        tmp_path, "-n", "--cores", "2", "--configfile", str(ROOT / "config" / "smoke.yaml")
+        smoke_sweep, "-n", "--cores", "2", "--configfile", str(ROOT / "config" / "smoke.yaml")
     )
     assert "Nothing to be done" in again.stdout + again.stderr

@@ -39,6 +39,17 @@ DEFAULTS: dict[str, Any] = {
     "cache": {"shard_size": 512, "batch_size": 64},
     "evaluate": {"batch_size": 32, "latency_runs": 50, "latency_threads": 1},
     "tracking": {"experiment": "medistill", "uri": None},
+    "report": {
+        "budgets": [
+            {"name": "under 20 ms at batch 1 on CPU", "max_latency_ms_b1": 20},
+            {"name": "under 15M parameters", "max_params": 15_000_000},
+        ]
+    },
+    "resources": {
+        "gpu_rules": {"gpu": 1, "cpus_per_task": 8, "mem_mb": 32000, "runtime": 240},
+        "eval_rules": {"cpus_per_task": 4, "mem_mb": 16000, "runtime": 60},
+        "cpu_rules": {"cpus_per_task": 1, "mem_mb": 8000, "runtime": 30},
+    },
 }
 
 

@@ -869,6 +869,8 @@ _ABBREVIATIONS = frozenset(
         "ant", "post", "tél", "cc",
     }
 )  # fmt: skip
+# Abbreviations after which the period never ends a sentence ("cf. Annexe 2", "et al. Ils").
+_NEVER_FINAL = frozenset({"cf", "Cf", "vs", "al", "env", "Fig", "fig", "Tab", "coll"})
 _END = re.compile(r"[.!?…]+(?:[\"')\]»]|[ \u00a0\u202f]»)*")
 _LAST_WORD = re.compile(r"(\w+)\s*$")
 _LINE = re.compile(r"[^\n]+")
@@ -880,19 +882,21 @@ def _is_boundary(line: str, start: int, end: int) -> bool:
         return False  # "2.5", "12.03.2024", "p.ex."
     if line[start:end] != ".":
         return True
-    m = _LAST_WORD.search(line, 0, start)
+    m = _LAST_WORD.search(line, max(0, start - 40), start)  # a window: O(n) per line
     if m is None or m.end() != start:
         return True
     word = m.group(1)
-    if word in _TITLE_ABBREVIATIONS:
+    if word in _TITLE_ABBREVIATIONS or word in _NEVER_FINAL:
         return False
-    if word == "ex" and line[: m.start()].rstrip().endswith("p."):
+    if word == "ex" and line[max(0, m.start() - 8) : m.start()].rstrip().endswith("p."):
         return False  # "p. ex."
     rest = line[end:].lstrip()
     if not rest:
         return True
-    if rest[0].islower() and (word in _ABBREVIATIONS or word.lower() in _ABBREVIATIONS):
-        return False
+    if (rest[0].islower() or rest[0].isdigit()) and (
+        word in _ABBREVIATIONS or word.lower() in _ABBREVIATIONS
+    ):
+        return False  # "mg. de", "fig. 2"
     return True
 
 
@@ -943,29 +947,244 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def build_corpus(spec: dict, docs_path: str | os.PathLike, stats_path: str | os.PathLike) -> dict:
-    """Generate a corpus from its config entry; write its documents and their statistics.
+# --------------------------------------------------------------------------------------------
+# Normalisation, deduplication and the corpus build
+# --------------------------------------------------------------------------------------------
 
-    The statistics are counts only (never text), so they can go to logs and MLflow.
+# Apostrophes to ASCII, odd spaces to a plain space, invisible characters removed, CR to LF.
+_TRANSLATE = str.maketrans(
+    {
+        **dict.fromkeys(map(ord, "\u2019\u2018\u02bc\u00b4\u2032"), "'"),
+        **dict.fromkeys(
+            map(
+                ord,
+                "\t\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+                "\u2007\u2008\u2009\u200a\u202f\u205f\u3000\u000b\u000c",
+            ),
+            " ",
+        ),
+        **dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"), None),
+        ord("\r"): "\n",
+        ord("\u2028"): "\n",
+        ord("\u2029"): "\n",
+    }
+)
+
+
+def normalise_text(text: str) -> str:
+    """NFC, apostrophes ' (U+2019 and kin) -> ', non-breaking and odd spaces -> ' '.
+
+    Invisible characters (soft hyphen, zero-width spaces, BOM) are removed and CR becomes LF
+    ("\\r\\n" becomes one LF).
     """
+    return unicodedata.normalize("NFC", text.replace("\r\n", "\n")).translate(_TRANSLATE)
+
+
+def normalise_document(doc: dict) -> dict:
+    """`doc` with its text normalised; entity spans follow the text they cover."""
+    if not doc.get("entities"):
+        return {**doc, "text": normalise_text(doc["text"])}
+    text, pieces, entities, cursor, length = doc["text"], [], [], 0, 0
+    for entity in doc["entities"]:
+        before = normalise_text(text[cursor : entity["start"]])
+        inside = normalise_text(text[entity["start"] : entity["end"]])
+        pieces += [before, inside]
+        start = length + len(before)
+        length = start + len(inside)
+        entities.append({**entity, "start": start, "end": length})
+        cursor = entity["end"]
+    pieces.append(normalise_text(text[cursor:]))
+    return {**doc, "text": "".join(pieces), "entities": entities}
+
+
+_NON_WORD = re.compile(r"[\W_]+")
+_COMBINING = re.compile("[\u0300-\u036f]+")
+
+
+def dedup_key(text: str) -> str:
+    """The normalised text two near-identical documents share: case, accents, punctuation and
+    spacing removed."""
+    decomposed = unicodedata.normalize("NFD", text.casefold())
+    return _NON_WORD.sub(" ", _COMBINING.sub("", decomposed)).strip()
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+
+
+class Deduplicator:
+    """Remembers what it has seen (as 16-byte digests, so millions of documents fit): `exact`
+    drops a repeated text, `normalised` also a repeated `dedup_key`; `none` keeps everything."""
+
+    def __init__(self, mode: str = "normalised"):
+        if mode not in ("none", "exact", "normalised"):
+            raise ValueError(f"dedup must be none, exact or normalised, got {mode!r}")
+        self.mode = mode
+        self.removed = {"exact": 0, "normalised": 0}
+        self._exact: set[bytes] = set()
+        self._normalised: set[bytes] = set()
+
+    def keep(self, text: str) -> bool:
+        if self.mode == "none":
+            return True
+        key = _digest(text)
+        if key in self._exact:
+            self.removed["exact"] += 1
+            return False
+        self._exact.add(key)
+        if self.mode == "normalised":
+            key = _digest(dedup_key(text))
+            if key in self._normalised:
+                self.removed["normalised"] += 1
+                return False
+            self._normalised.add(key)
+        return True
+
+
+def deduplicate(docs: list[dict], mode: str = "normalised") -> tuple[list[dict], dict]:
+    """Drop repeated documents, keeping the first; return them and the counts removed."""
+    dedup = Deduplicator(mode)
+    return [d for d in docs if dedup.keep(d["text"])], dedup.removed
+
+
+class CorpusSpecError(ValueError):
+    """A corpus entry whose sources cannot be mixed as written."""
+
+
+def _quotas(spec: dict, available: list[int], where: str) -> list[int]:
+    """How many documents to take from each source: its `n_docs`, its `weight` share of the
+    corpus `n_docs` left after the fixed sources, or (neither) all of them."""
+    sources = spec["sources"]
+    for i, source in enumerate(sources):
+        if "weight" in source and "n_docs" in source and source["kind"] != "synthetic":
+            raise CorpusSpecError(
+                f"{where}.sources.{i}: both `weight` and `n_docs`; keep one (n_docs: a fixed "
+                "count, weight: a share of the corpus n_docs)"
+            )
+    weighted = [i for i, s in enumerate(sources) if "weight" in s]
+    quotas = [
+        min(s["n_docs"], n) if "n_docs" in s and "weight" not in s else n
+        for s, n in zip(sources, available, strict=True)
+    ]
+    if weighted:
+        if "n_docs" not in spec:
+            raise CorpusSpecError(
+                f"{where}: sources {weighted} have a `weight` but the corpus has no `n_docs`; "
+                f"add `{where}.n_docs` (the total the weights share)"
+            )
+        fixed = sum(q for i, q in enumerate(quotas) if i not in weighted)
+        left = max(0, spec["n_docs"] - fixed)
+        total = sum(sources[i]["weight"] for i in weighted)
+        for i in weighted:
+            quotas[i] = min(available[i], round(left * sources[i]["weight"] / total))
+    return quotas
+
+
+def _sample(docs: list[dict], k: int, seed: int, name: str) -> list[dict]:
+    """`k` documents drawn without replacement, deterministic, in their original order."""
+    if k >= len(docs):
+        return docs
+    rng = random.Random(f"medistill-corpus/{seed}/{name}")
+    return [docs[i] for i in sorted(rng.sample(range(len(docs)), k))]
+
+
+def corpus_statistics(docs: list[dict]) -> dict:
+    """Counts only (never text), so they can go to logs and MLflow."""
     from collections import Counter
 
+    return {
+        "n_docs": len(docs),
+        "n_sentences": sum(len(split_sentences(d["text"])) for d in docs),
+        "n_tokens": sum(len(d["text"].split()) for d in docs),
+        "n_characters": sum(len(d["text"]) for d in docs),
+        "n_entities": sum(len(d.get("entities", ())) for d in docs),
+        "entities_per_label": dict(
+            Counter(e["label"] for d in docs for e in d.get("entities", ()))
+        ),
+    }
+
+
+def collect_documents(spec: dict, where: str = "corpus") -> tuple[list[dict], dict]:
+    """Read, normalise, filter, deduplicate and mix a corpus's sources; return docs and stats."""
+    from collections import Counter
+
+    from medistill.sources import read_source, source_name
+
+    min_chars, max_chars = spec.get("min_chars", 1), spec.get("max_chars")
+    names = [source_name(s, i) for i, s in enumerate(spec["sources"])]
+    if len(set(names)) != len(names):
+        raise CorpusSpecError(f"{where}: two sources share a name ({names}); give each a `name`")
+    prefix = len(names) > 1
+    per_source, details, seen_ids = [], {}, set()
+    dedup = Deduplicator(spec.get("dedup", "normalised"))
+    for i, (source, name) in enumerate(zip(spec["sources"], names, strict=True)):
+        raw = read_source(source, f"{where}.sources.{i} ({name})")
+        kept, too_short, too_long = [], 0, 0
+        for doc in raw:
+            doc = normalise_document(doc)
+            n = len(doc["text"].strip())
+            if n < min_chars:
+                too_short += 1
+                continue
+            if max_chars is not None and n > max_chars:
+                too_long += 1
+                continue
+            doc_id = f"{name}:{doc['id']}" if prefix else str(doc["id"])
+            while doc_id in seen_ids:
+                doc_id += "+"
+            seen_ids.add(doc_id)
+            kept.append({**doc, "id": doc_id, "source": name})
+        kept = [d for d in kept if dedup.keep(d["text"])]
+        per_source.append(kept)
+        details[name] = {
+            "kind": source["kind"],
+            "n_read": len(raw),
+            "filtered_too_short": too_short,
+            "filtered_too_long": too_long,
+        }
+    quotas = _quotas(spec, [len(d) for d in per_source], where)
+    docs = []
+    for name, kept, quota in zip(names, per_source, quotas, strict=True):
+        chosen = _sample(kept, quota, spec.get("seed", 0), name)
+        licences = Counter(d["licence"] for d in chosen)
+        details[name] |= {
+            "n_available": len(kept),
+            "n_docs": len(chosen),
+            "licence": next(iter(licences)) if len(licences) == 1 else "mixed (see licences)",
+            "licences": dict(licences),
+        }
+        docs += chosen
+    if not docs:
+        raise CorpusSpecError(
+            f"{where}: no document left after the length filters and deduplication; lower "
+            "`min_chars`, raise `max_chars` or add sources"
+        )
+    stats = corpus_statistics(docs)
+    licences = sorted({d["licence"] for d in docs})
+    stats |= {
+        "licence": spec.get("licence") or " AND ".join(licences),
+        "sources": details,
+        "dedup": dedup.mode,
+        "dedup_removed": sum(dedup.removed.values()),
+        "dedup_removed_by": dedup.removed,
+    }
+    return docs, stats
+
+
+def build_corpus(
+    spec: dict,
+    docs_path: str | os.PathLike,
+    stats_path: str | os.PathLike,
+    name: str = "corpus",
+) -> dict:
+    """Build a corpus from its config entry; write its documents and their statistics.
+
+    Nothing is written unless every source reads cleanly (both files are written atomically).
+    `name` (the corpus's config key) prefixes error messages: `corpora.NAME.sources.0 (...)`.
+    """
     from medistill.io import write_json
 
-    synthetic = spec["synthetic"]
-    kwargs = {k: synthetic[k] for k in ("heldout_fraction",) if k in synthetic}
-    docs = generate_reports(
-        synthetic["n_docs"], seed=synthetic["seed"], lexicons=load_lexicons(**kwargs)
-    )
+    docs, stats = collect_documents(spec, where=f"corpora.{name}")
     write_jsonl(docs, docs_path)
-    sentences = sum(len(split_sentences(d["text"])) for d in docs)
-    stats = {
-        "n_docs": len(docs),
-        "n_sentences": sentences,
-        "n_tokens": sum(len(d["text"].split()) for d in docs),
-        "n_entities": sum(len(d["entities"]) for d in docs),
-        "entities_per_label": dict(Counter(e["label"] for d in docs for e in d["entities"])),
-        "sources": {SOURCE: {"n_docs": len(docs), "licence": spec.get("licence", LICENCE)}},
-    }
     write_json(stats, stats_path)
     return stats

@@ -9,6 +9,7 @@ make a killed job resume at the same step with the same data order and RNG state
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,9 @@ def choose_device(preference: str = "auto") -> str:
     if preference != "auto":
         return preference
     if torch.cuda.is_available():
+        from medistill.runtime import claim_gpu
+
+        claim_gpu()  # a GPU of its own when jobs run side by side on a multi-GPU machine
         return "cuda"
     if torch.backends.mps.is_available():
         return "mps"
@@ -125,7 +129,9 @@ def train(
             scheduler.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["rng"])
             start, history = state["step"], state["history"]
-            print(f"resuming {desc} from step {start} ({checkpoint})")
+            logging.getLogger("medistill").info(
+                "resuming %s from step %d (%s)", desc, start, checkpoint
+            )
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16)
         if device == "cuda"
@@ -137,7 +143,10 @@ def train(
             [examples[i] for i in batch_indices(len(examples), recipe["batch_size"], step, seed)],
             pad_id,
         )
-        batch = {k: v.to(device) for k, v in batch.items()}
+        if device == "cuda":  # pinned host memory: the copy overlaps the previous step's kernels
+            batch = {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
+        else:
+            batch = {k: v.to(device) for k, v in batch.items()}
         with autocast:
             logits = model(
                 input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
@@ -193,7 +202,7 @@ def distill_student(
     from medistill.cache import load_cache
     from medistill.config import config_hash
     from medistill.corpus import read_jsonl
-    from medistill.io import save_pretrained_atomic
+    from medistill.io import save_pretrained_atomic, write_json
     from medistill.students import count_parameters, make_student
     from medistill.tasks import documents_to_sentences
     from medistill.tracking import log_run
@@ -236,6 +245,7 @@ def distill_student(
         "recipe": recipe,
     }
     save_pretrained_atomic(student, tokenizer, out_dir)
+    write_json(history, Path(out_dir) / "training_history.json")
     log_run(
         config,
         f"distill/{teacher}/{corpus}/{size}",

@@ -12,7 +12,7 @@ from seqeval.metrics import classification_report, f1_score
 from seqeval.scheme import IOB2
 
 from medistill.students import count_parameters
-from medistill.tasks import collate, encode_sentences
+from medistill.tasks import collate, encode_sentences, tag_spans
 
 # Share of test words given a typo in the robustness copy of a test set (`f1_typo5`).
 TYPO_RATE = 0.05
@@ -58,6 +58,27 @@ def ner_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict:
         "recall": float(report["micro avg"]["recall"]),
         "per_type": per_type,
     }
+
+
+def mask_ignored(sentences: list[dict], predicted: list[list[str]]):
+    """Gold and predicted tags without the mentions that touch a sentence's `ignore` words.
+
+    Gold: ignored words become `O` (they are whole gold mentions). Predictions: every predicted
+    mention (a B-X or stray I-X and the I-X after it) with an ignored word becomes `O`, so a
+    prediction of a masked gold mention counts neither as a hit nor as a false positive.
+    """
+    gold_out, predicted_out = [], []
+    for sentence, tags in zip(sentences, predicted, strict=True):
+        ignore = sentence.get("ignore") or [False] * len(tags)
+        gold_out.append(
+            ["O" if skip else t for t, skip in zip(sentence["tags"], ignore, strict=True)]
+        )
+        tags = list(tags)
+        for i, end in tag_spans(tags):
+            if any(ignore[i:end]):
+                tags[i:end] = ["O"] * (end - i)
+        predicted_out.append(tags)
+    return gold_out, predicted_out
 
 
 @torch.no_grad()
@@ -106,7 +127,10 @@ def evaluate_model(model, tokenizer, test_sets: dict[str, list[dict]], settings:
             settings["batch_size"],
             settings["device"],
         )
-        scores = ner_scores([s["tags"] for s in sentences], predicted)
+        gold = [s["tags"] for s in sentences]
+        if any("ignore" in s for s in sentences):
+            gold, predicted = mask_ignored(sentences, predicted)
+        scores = ner_scores(gold, predicted)
         if name == "clean":
             result.update(scores)
         else:

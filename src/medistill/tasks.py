@@ -129,23 +129,105 @@ def collate(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
     return {"input_ids": input_ids, "attention_mask": attention_mask, "word_index": word_index}
 
 
-def prepare_task(spec: dict, out_dir: Path, max_words: int, typo_rate: float, seed: int) -> dict:
-    """Write train/dev/test sentence files, a typo'd test copy and the label list; return counts.
+# Robustness test sets built from the test split (file `test_<name>.jsonl`, metric `f1_<name>`).
+TYPO_SETS = {"typo5": 0.05, "typo15": 0.15}
+ROBUSTNESS_SETS = (*TYPO_SETS, "abbrev", "unseen")
 
-    The typo'd copy gives `typo_rate` of the test words one typo, tags unchanged.
+
+def mention_surfaces(sentences: Iterable[dict]) -> set[str]:
+    """Case-folded surface forms ("insuffisance cardiaque") of the gold mentions of sentences."""
+    return {surface for sentence in sentences for _, _, surface in _mentions(sentence)}
+
+
+def tag_spans(tags: list[str]) -> list[tuple[int, int]]:
+    """`(first word, end word)` of each tagged mention: a B-X, or a stray I-X, and its I-X run."""
+    spans, i = [], 0
+    while i < len(tags):
+        if tags[i] == "O":
+            i += 1
+            continue
+        end = i + 1
+        while end < len(tags) and tags[end] == f"I-{tags[i][2:]}":
+            end += 1
+        spans.append((i, end))
+        i = end
+    return spans
+
+
+def _mentions(sentence: dict) -> list[tuple[int, int, str]]:
+    """`(first word, end word, case-folded surface)` of each gold mention (IOB2 tags)."""
+    words = sentence["words"]
+    return [(i, end, " ".join(words[i:end]).casefold()) for i, end in tag_spans(sentence["tags"])]
+
+
+def unseen_test_set(test: list[dict], train: list[dict]) -> tuple[list[dict], dict]:
+    """The test sentences, each with `ignore`: the words of gold mentions whose surface form
+    (case-folded) occurs as a gold mention in the train split.
+
+    `f1_unseen` is strict entity F1 over the test split after removing, from gold and from
+    predictions, every mention that overlaps an ignored word: it scores only mentions whose
+    surface form was never seen as a mention in training (and false positives elsewhere).
+    """
+    seen = mention_surfaces(train)
+    out, n_seen, n_unseen = [], 0, 0
+    for sentence in test:
+        ignore = [False] * len(sentence["words"])
+        for start, end, surface in _mentions(sentence):
+            if surface in seen:
+                n_seen += 1
+                ignore[start:end] = [True] * (end - start)
+            else:
+                n_unseen += 1
+        out.append({**sentence, "ignore": ignore})
+    total = n_seen + n_unseen
+    return out, {"mentions_unseen": n_unseen, "share_unseen": n_unseen / total if total else 0.0}
+
+
+def abbreviation_test_set(test_docs: list[dict], max_words: int, seed: int) -> list[dict]:
+    """Test sentences where every long form of the built-in abbreviation lexicon became its
+    short form ("hypertension artérielle" -> "HTA"), keeping only the sentences that changed;
+    entity spans (and so tags) follow the short forms."""
+    import random
+
+    from medistill.augment import Augmenter, load_abbreviations
+
+    augmenter = Augmenter(
+        abbreviation_rate=1.0, abbreviations=load_abbreviations(), abbreviation_direction="shorten"
+    )
+    rng = random.Random(seed)
+    clean = {tuple(s["words"]) for s in documents_to_sentences(test_docs, max_words)}
+    short_docs = [augmenter(doc, rng, suffix="~abbrev") for doc in test_docs]
+    changed = [
+        s for s in documents_to_sentences(short_docs, max_words) if tuple(s["words"]) not in clean
+    ]
+    return changed or documents_to_sentences(test_docs, max_words)
+
+
+def prepare_task(spec: dict, out_dir: Path, max_words: int, seed: int) -> dict:
+    """Write train/dev/test sentence files, the robustness test sets and the label list.
+
+    Robustness sets, from the test split: `test_typo5`/`test_typo15` (5% / 15% of the words
+    given one typo, tags unchanged), `test_abbrev` (sentences with abbreviations, see
+    `abbreviation_test_set`) and `test_unseen` (see `unseen_test_set`). Returns counts.
     """
     import random
 
     from medistill.augment import typo_words
 
     out_dir = Path(out_dir)
-    counts, splits = {}, {}
-    for split, docs in synthetic_task_splits(spec["synthetic"]).items():
+    counts, splits, documents = {}, {}, synthetic_task_splits(spec["synthetic"])
+    for split, docs in documents.items():
         splits[split] = documents_to_sentences(docs, max_words)
         write_jsonl(splits[split], out_dir / f"{split}.jsonl")
         counts[split] = {"documents": len(docs), "sentences": len(splits[split])}
-    rng = random.Random(seed)
-    noisy = [{**s, "words": typo_words(s["words"], typo_rate, rng)} for s in splits["test"]]
-    write_jsonl(noisy, out_dir / f"test_typo{round(typo_rate * 100)}.jsonl")
+    for name, rate in TYPO_SETS.items():
+        rng = random.Random(f"{seed}/{name}")
+        noisy = [{**s, "words": typo_words(s["words"], rate, rng)} for s in splits["test"]]
+        write_jsonl(noisy, out_dir / f"test_{name}.jsonl")
+    abbrev = abbreviation_test_set(documents["test"], max_words, seed)
+    write_jsonl(abbrev, out_dir / "test_abbrev.jsonl")
+    unseen, unseen_counts = unseen_test_set(splits["test"], splits["train"])
+    write_jsonl(unseen, out_dir / "test_unseen.jsonl")
+    counts["robustness"] = {"abbrev_sentences": len(abbrev), **unseen_counts}
     write_json(iob2_labels(), out_dir / "labels.json")
     return counts

@@ -101,7 +101,7 @@ def finetune_teacher(
     """Fine-tune a pretrained teacher on the task's train split; save it with its tokenizer."""
     from medistill.corpus import read_jsonl
     from medistill.distill import build_examples, choose_device, train
-    from medistill.io import read_json, save_pretrained_atomic
+    from medistill.io import read_json, save_pretrained_atomic, write_json
     from medistill.tracking import log_run
 
     spec = config["teachers"][teacher]
@@ -129,6 +129,7 @@ def finetune_teacher(
         "task": task,
     }
     save_pretrained_atomic(model, tokenizer, out_dir)
+    write_json(history, Path(out_dir) / "training_history.json")
     log_run(
         config,
         f"finetune/{teacher}/{task}",

@@ -10,6 +10,8 @@ rule cache_teacher_logits:
         "results/logs/cache_teacher_logits/{teacher}/{corpus}.log",
     conda:
         "../../envs/medistill.yaml"
-    threads: workflow.cores
+    threads: rule_threads("gpu_rules")
+    resources:
+        **rule_resources("gpu_rules"),
     script:
         "../scripts/cache_teacher_logits.py"

@@ -30,8 +30,12 @@ def teacher_model(wildcards):
 
 
 def task_test_files(wildcards):
+    """The clean test set and its robustness copies (see medistill.tasks.ROBUSTNESS_SETS)."""
     folder = f"results/tasks/{wildcards.task}"
-    return {"clean": f"{folder}/test.jsonl", "typo5": f"{folder}/test_typo5.jsonl"}
+    names = ("typo5", "typo15", "abbrev", "unseen")
+    return {"clean": f"{folder}/test.jsonl"} | {
+        name: f"{folder}/test_{name}.jsonl" for name in names
+    }
 
 
 def evaluation_files(wildcards):
@@ -44,3 +48,20 @@ def evaluation_files(wildcards):
         task=TASK,
     )
     return teachers + students
+
+
+# Per-job resources of each group of rules, from the config's `resources` (one place to edit),
+# become sbatch options under profiles/slurm and GPU counting under profiles/local. Threads
+# equal cpus_per_task, so a job uses exactly the cores SLURM gives it (capped at --cores locally).
+def rule_threads(group):
+    return config["resources"][group]["cpus_per_task"]
+
+
+def rule_resources(group):
+    spec = config["resources"][group]
+    resources = {key: spec[key] for key in ("cpus_per_task", "mem_mb", "runtime")}
+    if spec.get("gpu"):
+        resources["gpu"] = spec["gpu"]
+        if spec.get("gpu_model"):
+            resources["gpu_model"] = spec["gpu_model"]
+    return resources

@@ -1,11 +1,14 @@
 rule build_corpus:
     output:
         docs="results/corpus/{corpus}/documents.jsonl",
-        stats="results/corpus/{corpus}/stats.json",
+        stats="results/corpus/{corpus}/build_stats.json",
     log:
         "results/logs/build_corpus/{corpus}.log",
     conda:
         "../../envs/medistill.yaml"
+    threads: rule_threads("cpu_rules")
+    resources:
+        **rule_resources("cpu_rules"),
     params:
         spec=lambda wildcards: config["corpora"][wildcards.corpus],
     script:
@@ -15,13 +18,17 @@ rule build_corpus:
 rule augment_corpus:
     input:
         docs="results/corpus/{corpus}/documents.jsonl",
+        build_stats="results/corpus/{corpus}/build_stats.json",
     output:
         docs="results/corpus/{corpus}/augmented.jsonl",
-        stats="results/corpus/{corpus}/augmentation.json",
+        stats="results/corpus/{corpus}/stats.json",
     log:
         "results/logs/augment_corpus/{corpus}.log",
     conda:
         "../../envs/medistill.yaml"
+    threads: rule_threads("cpu_rules")
+    resources:
+        **rule_resources("cpu_rules"),
     params:
         spec=lambda wildcards: config["corpora"][wildcards.corpus].get(
             "augmentation", {}

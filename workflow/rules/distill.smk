@@ -9,7 +9,9 @@ rule distill_student:
         "results/logs/distill_student/{teacher}/{corpus}/{size}.log",
     conda:
         "../../envs/medistill.yaml"
-    threads: workflow.cores
+    threads: rule_threads("gpu_rules")
+    resources:
+        **rule_resources("gpu_rules"),
     params:
         checkpoint="results/checkpoints/students/{teacher}/{corpus}/{size}.pt",
     script:

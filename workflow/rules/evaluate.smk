@@ -1,4 +1,5 @@
-# Evaluation takes every core so that latency is never measured next to a training job.
+# Latency must not be measured next to a training job: on a workstation, profiles/local gives the
+# evaluation rules every core (set-threads); on SLURM each job has its own cpus_per_task.
 rule evaluate_student:
     input:
         unpack(task_test_files),
@@ -9,7 +10,9 @@ rule evaluate_student:
         "results/logs/evaluate/{teacher}/{corpus}/{size}/{task}.log",
     conda:
         "../../envs/medistill.yaml"
-    threads: workflow.cores
+    threads: rule_threads("eval_rules")
+    resources:
+        **rule_resources("eval_rules"),
     params:
         role="student",
     script:
@@ -26,7 +29,9 @@ rule evaluate_teacher:
         "results/logs/evaluate/{teacher}/teacher/{task}.log",
     conda:
         "../../envs/medistill.yaml"
-    threads: workflow.cores
+    threads: rule_threads("eval_rules")
+    resources:
+        **rule_resources("eval_rules"),
     params:
         role="teacher",
     script:

@@ -10,7 +10,9 @@ rule finetune_teacher:
         "results/logs/finetune_teacher/{teacher}/{task}.log",
     conda:
         "../../envs/medistill.yaml"
-    threads: workflow.cores
+    threads: rule_threads("gpu_rules")
+    resources:
+        **rule_resources("gpu_rules"),
     params:
         checkpoint="results/checkpoints/teachers/{teacher}/{task}.pt",
     script:

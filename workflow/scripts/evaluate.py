@@ -1,13 +1,17 @@
+from medistill.cards import write_model_card
 from medistill.evaluate import evaluate_to_json
 from medistill.runtime import prepare_job
+from medistill.tracking import attach_artifacts
 
 prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)
 wildcards = snakemake.wildcards
 student = snakemake.params.role == "student"
-evaluate_to_json(
+result = evaluate_to_json(
     snakemake.config,
     model_dir=snakemake.input.model,
-    test_files={"clean": snakemake.input.clean, "typo5": snakemake.input.typo5},
+    test_files={
+        name: snakemake.input[name] for name in ("clean", "typo5", "typo15", "abbrev", "unseen")
+    },
     out_path=snakemake.output[0],
     identity={
         "teacher": wildcards.teacher,
@@ -17,3 +21,8 @@ evaluate_to_json(
         "role": snakemake.params.role,
     },
 )
+# The model card needs the scores, so it is written here, into the model folder (Snakemake
+# dates a directory() output by its .snakemake_timestamp file: nothing reruns because of it).
+card = write_model_card(snakemake.input.model, result, snakemake.config)
+run = "/".join(result[k] for k in ("teacher", "corpus", "size", "task"))
+attach_artifacts(snakemake.config, f"evaluate/{run}", [card])

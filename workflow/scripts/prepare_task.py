@@ -1,6 +1,5 @@
 from pathlib import Path
 
-from medistill.evaluate import TYPO_RATE
 from medistill.runtime import prepare_job
 from medistill.tasks import prepare_task
 
@@ -10,7 +9,6 @@ counts = prepare_task(
     snakemake.params.spec,
     Path(snakemake.output.train).parent,
     max_words=config["max_words_per_sentence"],
-    typo_rate=TYPO_RATE,
     seed=config["seed"],
 )
 log.info("task %s: %s", snakemake.wildcards.task, counts)
