@@ -99,6 +99,7 @@ def finetune_teacher(
     config: dict, teacher: str, task: str, task_dir: Path, out_dir: Path, checkpoint: Path
 ) -> dict:
     """Fine-tune a pretrained teacher on the task's train split; save it with its tokenizer."""
+    from medistill.config import config_hash
     from medistill.corpus import read_jsonl
     from medistill.distill import build_examples, choose_device, train
     from medistill.io import read_json, save_pretrained_atomic, write_json
@@ -118,7 +119,7 @@ def finetune_teacher(
         seed=config["seed"],
         device=choose_device(config["device"]),
         checkpoint=Path(checkpoint),
-        fingerprint=f"{spec['source']}:{recipe}:{len(examples)}",
+        fingerprint=config_hash({"source": spec["source"], "recipe": recipe, "n": len(examples)}),
         loss_weights={"temperature": 1.0, "kl_weight": 0.0, "ce_weight": 1.0},
         desc=f"fine-tuning {teacher} on {task}",
     )

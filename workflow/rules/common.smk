@@ -4,6 +4,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from medistill.config import ConfigError, validate_config
+from medistill.tasks import ROBUSTNESS_SETS
 
 try:
     config.update(
@@ -30,11 +31,10 @@ def teacher_model(wildcards):
 
 
 def task_test_files(wildcards):
-    """The clean test set and its robustness copies (see medistill.tasks.ROBUSTNESS_SETS)."""
+    """The clean test set and its robustness copies."""
     folder = f"results/tasks/{wildcards.task}"
-    names = ("typo5", "typo15", "abbrev", "unseen")
     return {"clean": f"{folder}/test.jsonl"} | {
-        name: f"{folder}/test_{name}.jsonl" for name in names
+        name: f"{folder}/test_{name}.jsonl" for name in ROBUSTNESS_SETS
     }
 
 
