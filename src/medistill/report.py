@@ -523,7 +523,7 @@ def render_html(
 <title>medistill trade-off report</title><style>{HTML_STYLE}</style></head>
 <body>
 <h1>medistill: size / performance trade-off</h1>
-<p>{len(df)} models evaluated, teachers included: {int((df["role"] == "teacher").sum())}; built {now}.
+<p>{len(df)} models evaluated ({int((df["role"] == "teacher").sum())} of them teachers), {now}.
 F1 is seqeval entity-level micro F1 (strict IOB2); <code>f1_typo5</code> is F1 with a typo in 5%
 of the test words; latency is the median CPU time per sentence at batch size 1.</p>
 <h2 id="budgets">Recommended student per budget</h2>
