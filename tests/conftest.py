@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# The shared datasets live beside the project (../shared/data); MEDISTILL_SHARED_DATA points
+# elsewhere, e.g. for a clone made in another folder. Tests that need them skip when absent.
+SHARED_DATA = Path(os.environ.get("MEDISTILL_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
 @pytest.fixture(scope="session")

@@ -166,3 +166,13 @@ def test_predict_and_latency(model_and_tokenizer):
     latency = cpu_latency(model, tokenizer, SENTENCES, runs=5, threads=1)
     assert 0 < latency["latency_ms_b1"] <= latency["latency_ms_b1_p95"]
     assert latency["latency_threads"] == 1
+
+
+def test_gold_tags_of_another_task_are_dropped():
+    from medistill.distill import gold_within
+
+    other = [{"id": "x", "words": ["HTA", "."], "tags": ["B-CLINENTITY", "O"]}]
+    assert gold_within(SENTENCES, LABELS, "c") is SENTENCES
+    stripped = gold_within(other + SENTENCES, LABELS, "c")
+    assert all("tags" not in s for s in stripped)
+    assert [s["words"] for s in stripped] == [s["words"] for s in other + SENTENCES]

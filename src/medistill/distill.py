@@ -49,6 +49,22 @@ def build_examples(tokenizer, sentences, labels, max_length, teacher_logits=None
     return features
 
 
+def gold_within(sentences: list[dict], labels: list[str], corpus: str) -> list[dict]:
+    """The sentences, without their gold tags when the corpus is labelled for another task.
+
+    A synthetic corpus tags DISO/CHEM/...; distilling for a task with other entity types
+    (E3C's CLINENTITY, say) then learns from the teacher's logits alone.
+    """
+    known = set(labels)
+    if all(set(s.get("tags", ())) <= known for s in sentences):
+        return sentences
+    logging.getLogger("medistill").info(
+        "corpus %s: gold tags outside the task's labels; distilling from teacher logits only",
+        corpus,
+    )
+    return [{k: v for k, v in s.items() if k != "tags"} for s in sentences]
+
+
 def make_batch(examples: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
     batch = collate(examples, pad_id)
     batch["gold"] = torch.tensor([g for e in examples for g in e["gold"]], dtype=torch.long)
@@ -223,6 +239,7 @@ def distill_student(
             f"{manifest_path}: cached labels {manifest['labels']} differ from the "
             f"teacher's {labels}; delete the cache and rerun"
         )
+    sentences = gold_within(sentences, labels, corpus)
     examples = build_examples(tokenizer, sentences, labels, config["max_length"], logits)
     recipe = config["distill"]
     weights = {k: recipe[k] for k in ("temperature", "kl_weight", "ce_weight")}

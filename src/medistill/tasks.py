@@ -27,11 +27,12 @@ def document_sentences(doc: dict, max_words: int) -> list[dict]:
     """Split a document into sentences of words, tagged in IOB2 when it has `entities`.
 
     Sentences longer than `max_words` are cut into chunks so that no word is ever truncated
-    away by a model's maximum length.
+    away by a model's maximum length. A document's own `sentences` (`(start, end)` character
+    spans, as in E3C's XMI) replace the built-in splitter.
     """
     has_gold = "entities" in doc
     sentences = []
-    for start, end in split_sentences(doc["text"]):
+    for start, end in doc.get("sentences") or split_sentences(doc["text"]):
         spans = [
             (m.start() + start, m.end() + start) for m in WORD.finditer(doc["text"][start:end])
         ]
@@ -206,6 +207,10 @@ def abbreviation_test_set(test_docs: list[dict], max_words: int, seed: int) -> l
 def prepare_task(spec: dict, out_dir: Path, max_words: int, seed: int) -> dict:
     """Write train/dev/test sentence files, the robustness test sets and the label list.
 
+    `spec` holds `synthetic` (generated documents, the label list `LABELS`) or `files` (a
+    real corpus read by `medistill.loaders.load_task`; the label list is the data's sorted
+    entity types, or the configured `labels`).
+
     Robustness sets, from the test split: `test_typo5`/`test_typo15` (5% / 15% of the words
     given one typo, tags unchanged), `test_abbrev` (sentences with abbreviations, see
     `abbreviation_test_set`) and `test_unseen` (see `unseen_test_set`). Returns counts.
@@ -215,11 +220,28 @@ def prepare_task(spec: dict, out_dir: Path, max_words: int, seed: int) -> dict:
     from medistill.augment import typo_words
 
     out_dir = Path(out_dir)
-    counts, splits, documents = {}, {}, synthetic_task_splits(spec["synthetic"])
-    for split, docs in documents.items():
-        splits[split] = documents_to_sentences(docs, max_words)
-        write_jsonl(splits[split], out_dir / f"{split}.jsonl")
-        counts[split] = {"documents": len(docs), "sentences": len(splits[split])}
+    labels = LABELS
+    if "files" in spec:
+        from medistill.loaders import load_task, sentences_to_documents
+
+        loaded = load_task(spec["files"], max_words)
+        splits, labels, counts = loaded["sentences"], loaded["labels"], loaded["counts"]
+        # the abbreviation set compares clean and shortened copies split the same way: the
+        # built-in splitter (an augmented copy does not keep a document's own `sentences`)
+        test_docs = loaded["documents"]["test"] if loaded["documents"] else None
+        documents = {
+            "test": [{k: v for k, v in d.items() if k != "sentences"} for d in test_docs]
+            if test_docs
+            else sentences_to_documents(splits["test"])
+        }
+        for split, sentences in splits.items():
+            write_jsonl(sentences, out_dir / f"{split}.jsonl")
+    else:
+        counts, splits, documents = {}, {}, synthetic_task_splits(spec["synthetic"])
+        for split, docs in documents.items():
+            splits[split] = documents_to_sentences(docs, max_words)
+            write_jsonl(splits[split], out_dir / f"{split}.jsonl")
+            counts[split] = {"documents": len(docs), "sentences": len(splits[split])}
     for name, rate in TYPO_SETS.items():
         rng = random.Random(f"{seed}/{name}")
         noisy = [{**s, "words": typo_words(s["words"], rate, rng)} for s in splits["test"]]
@@ -229,5 +251,5 @@ def prepare_task(spec: dict, out_dir: Path, max_words: int, seed: int) -> dict:
     unseen, unseen_counts = unseen_test_set(splits["test"], splits["train"])
     write_jsonl(unseen, out_dir / "test_unseen.jsonl")
     counts["robustness"] = {"abbrev_sentences": len(abbrev), **unseen_counts}
-    write_json(iob2_labels(), out_dir / "labels.json")
+    write_json(iob2_labels(labels), out_dir / "labels.json")
     return counts

@@ -1,0 +1,194 @@
+"""Task loaders: real corpora (shared data, skipped where absent) and tiny hand-made folders."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import SHARED_DATA
+
+from medistill.config import validate_config
+from medistill.loaders import (
+    TaskDataError,
+    apply_policy,
+    load_task,
+    read_brat,
+    read_conll,
+    semantic_group,
+    to_iob2,
+)
+from medistill.tasks import prepare_task
+
+E3C = SHARED_DATA / "e3c-fr"
+MANTRA = SHARED_DATA / "mantra-gsc-fr"
+
+
+def _need(path):
+    if not path.exists():
+        pytest.skip(f"shared data {path} is absent (see ../shared/data/README.md)")
+
+
+def test_e3c_iob2_layer1_sentence_counts():
+    _need(E3C / "iob2" / "layer1")
+    assert len(read_conll(E3C / "iob2" / "layer1" / "train.txt")) == 504
+    assert len(read_conll(E3C / "iob2" / "layer1" / "test.txt")) == 605
+    task = load_task({"format": "iob2", "path": str(E3C / "iob2" / "layer1")}, max_words=64)
+    counts = task["counts"]
+    assert counts["train"]["sentences"] + counts["dev"]["sentences"] == 504
+    assert counts["dev"]["sentences"] > 0 and counts["test"]["sentences"] == 605
+    assert task["labels"] == ["ety"]
+
+
+def test_mantra_units_mentions_and_outermost_policy():
+    _need(MANTRA)
+    task = load_task({"format": "brat", "path": str(MANTRA), "seed": 0}, max_words=64)
+    counts = task["counts"]
+    assert counts["units"] == 250
+    assert sum(counts[s]["documents"] for s in ("train", "dev", "test")) == 250
+    assert counts["mentions_before_policy"] == 1052
+    assert counts["mentions_after_policy"] <= 1052
+    removed = sum(v for k, v in counts["policy"].items() if k.endswith("_removed"))
+    assert removed == 1052 - counts["mentions_after_policy"]
+    assert {"ANAT", "CHEM", "DISO", "PROC"} <= set(task["labels"])
+    assert all(len(label) == 4 for label in task["labels"])  # groups, not CUIs
+    again = load_task({"format": "brat", "path": str(MANTRA), "seed": 0}, max_words=64)
+    assert [d["id"] for d in again["documents"]["test"]] == [
+        d["id"] for d in task["documents"]["test"]
+    ]
+
+
+def test_e3c_xmi_layer1_official_split_and_mentions():
+    _need(E3C / "annotation" / "layer1")
+    task = load_task(
+        {"format": "e3c-xmi", "path": str(E3C / "annotation" / "layer1"), "dev_fraction": 0.1},
+        max_words=64,
+    )
+    counts = task["counts"]
+    assert counts["train"]["documents"] + counts["dev"]["documents"] == 36
+    assert counts["test"]["documents"] == 45
+    assert counts["mentions_before_policy"] == 1327
+    assert counts["policy"]["discontinuous"] > 0
+    assert task["labels"] == ["CLINENTITY"]
+
+
+def test_semantic_group_from_notes_with_commas():
+    assert semantic_group('"C0030705", "Patients", "Patient or Disabled Group" ,"LIVB"') == "LIVB"
+    assert semantic_group('"C1", "Sodium, Dietary", "Food|Inorganic Chemical" ,"OBJC|CHEM"') == (
+        "OBJC"
+    )
+    assert semantic_group('"C2", "Publications", "OBJC" ,"Manufactured Object"') == "OBJC"
+
+
+def test_iob1_to_iob2():
+    assert to_iob2(["I-A", "I-A", "O", "I-B", "B-B", "I-A"]) == [
+        "B-A", "I-A", "O", "B-B", "B-B", "B-A"
+    ]  # fmt: skip
+
+
+def _write_doc(folder, name, text, ann):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.txt").write_text(text, encoding="utf-8")
+    (folder / f"{name}.ann").write_text(ann, encoding="utf-8")
+
+
+QUAERO_TEXT = "Le cancer du poumon est traité par cisplatine et radiothérapie thoracique."
+QUAERO_ANN = (
+    "T1\tDISO 3 19\tcancer du poumon\n"
+    "T2\tANAT 13 19\tpoumon\n"  # nested in T1
+    "T3\tCHEM 35 45\tcisplatine\n"
+    "T4\tPROC 49 62;63 73\tradiothérapie thoracique\n"  # discontinuous
+    "#1\tAnnotatorNotes T1\tnote, with a comma\n"
+)
+
+
+def _quaero(root):
+    for split in ("train", "dev", "test"):
+        for sub in ("EMEA", "MEDLINE"):
+            for i in range(2):
+                _write_doc(root / split / sub, f"{sub}-{i}", QUAERO_TEXT, QUAERO_ANN)
+    (root / "train" / "EMEA" / "EMEA-0.ann~").write_text("T1\tDISO 0 999\tbroken\n")
+
+
+def test_brat_quaero_layout(tmp_path):
+    _quaero(tmp_path)
+    spec = {"format": "brat", "path": str(tmp_path), "subcorpora": ["EMEA"]}
+    task = load_task(spec, max_words=64)
+    counts = task["counts"]
+    assert counts["train"]["documents"] == 2 and counts["test"]["documents"] == 2
+    assert counts["mentions_before_policy"] == 6 * 4
+    assert counts["policy"]["nested_removed"] == 6
+    assert counts["policy"]["discontinuous_covered"] == 6
+    assert task["labels"] == ["CHEM", "DISO", "PROC"]
+    sentence = task["sentences"]["train"][0]
+    tagged = dict(zip(sentence["words"], sentence["tags"], strict=True))
+    assert tagged["cancer"] == "B-DISO" and tagged["poumon"] == "I-DISO"
+    assert tagged["radiothérapie"] == "B-PROC" and tagged["thoracique"] == "I-PROC"
+    both = load_task({**spec, "subcorpora": ["EMEA", "MEDLINE"], "discontinuous": "drop"}, 64)
+    assert both["counts"]["train"]["documents"] == 4
+    assert both["counts"]["policy"]["discontinuous_dropped"] == 12
+    assert both["labels"] == ["CHEM", "DISO"]
+
+
+def test_per_type_nesting_keeps_one_label_per_word():
+    entities = [
+        {"start": 0, "end": 10, "label": "DISO"},
+        {"start": 2, "end": 5, "label": "DISO"},
+        {"start": 6, "end": 9, "label": "ANAT"},
+    ]
+    kept, counts = apply_policy(entities, nesting="per_type")
+    assert kept == [{"start": 0, "end": 10, "label": "DISO"}]
+    assert counts["nested_removed"] == 1 and counts["nested_removed_other_type"] == 1
+
+
+@pytest.mark.parametrize(
+    ("ann", "message"),
+    [
+        ("T1\tDISO 3 999\tcancer\n", "line 1: span 3-999 is outside the text"),
+        ("#1\tAnnotatorNotes T1\tx\nT1\tDISO 3 9\tpoumon\n", "line 2: span text 'cancer'"),
+        ("T1\tDISO 3 9\tcancer\nT2\tXXXX 13 19\tpoumon\n", "line 2: label 'XXXX' is not in"),
+        ("T1\tC0006826 3 9\tcancer\n", "line 1: type C0006826 is a UMLS CUI"),
+    ],
+)
+def test_malformed_brat_names_file_and_line(tmp_path, ann, message):
+    _write_doc(tmp_path, "doc", QUAERO_TEXT, ann)
+    with pytest.raises(TaskDataError, match=message) as error:
+        read_brat(tmp_path / "doc.ann", labels=["DISO", "ANAT"])
+    assert str(tmp_path / "doc.ann") in str(error.value)
+
+
+def test_malformed_conll_and_empty_split(tmp_path):
+    (tmp_path / "train.txt").write_text("Le O\ncancer B-DISO\n\nbad\n", encoding="utf-8")
+    with pytest.raises(TaskDataError, match=r"train.txt line 4: expected 'token TAG'"):
+        read_conll(tmp_path / "train.txt")
+    (tmp_path / "train.txt").write_text("Le O\ncancer X-DISO\n", encoding="utf-8")
+    with pytest.raises(TaskDataError, match=r"train.txt line 2: tag 'X-DISO'"):
+        read_conll(tmp_path / "train.txt")
+    (tmp_path / "train.txt").write_text("Le O\ncancer B-DISO\n\nUn O\n", encoding="utf-8")
+    (tmp_path / "test.txt").write_text("\n", encoding="utf-8")
+    with pytest.raises(TaskDataError, match=r"test.txt\): the test split has no sentence"):
+        load_task({"format": "iob2", "path": str(tmp_path)}, max_words=64)
+
+
+def test_config_with_files_task_validates_and_prepares(default_config, tmp_path):
+    (tmp_path / "train.txt").write_text(
+        "".join(f"Le O\ncancer I-DISO\ndu I-DISO\nfoie I-ANAT\n{i} O\n\n" for i in range(20)),
+        encoding="utf-8",
+    )
+    (tmp_path / "test.txt").write_text(
+        "Un O\ninfarctus I-DISO\nsévère O\n\nHTA I-DISO\n\n", encoding="utf-8"
+    )
+    files = {"format": "iob1", "path": str(tmp_path), "nesting": "outermost", "seed": 3}
+    config = default_config | {"tasks": {**default_config["tasks"], "e3c": {"files": files}}}
+    validate_config(config)
+    with pytest.raises(Exception, match="files"):
+        bad = {"files": {**files, "colour": "red"}}
+        validate_config(default_config | {"tasks": {**default_config["tasks"], "e3c": bad}})
+    out = tmp_path / "task"
+    counts = prepare_task({"files": files}, out, max_words=64, seed=0)
+    assert counts["train"]["sentences"] == 18 and counts["dev"]["sentences"] == 2
+    for name in ("train", "dev", "test", "test_typo5", "test_abbrev", "test_unseen"):
+        assert (out / f"{name}.jsonl").stat().st_size > 0
+    labels = json.loads((out / "labels.json").read_text())
+    assert labels == ["O", "B-ANAT", "I-ANAT", "B-DISO", "I-DISO"]
+    first = json.loads((out / "train.jsonl").read_text().splitlines()[0])
+    assert first["tags"] == ["O", "B-DISO", "I-DISO", "B-ANAT", "O"]
