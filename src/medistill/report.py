@@ -580,3 +580,31 @@ def build_report(
     with atomic_write(out_dir / "report.html") as handle:
         handle.write(page)
     return df
+
+
+def log_report(config: Mapping, table: pd.DataFrame, artifacts: Iterable[str | Path]) -> None:
+    """Log the report as an MLflow run of the sweep: its headline figures and its files."""
+    from medistill.tracking import log_run
+
+    students = table[table["role"] == "student"]
+    sweep = config["sweep"]
+    log_run(
+        config,
+        "report",
+        params={"report": config["report"], "sweep": sweep},
+        metrics={
+            "n_models": len(table),
+            "best_student_f1": students["f1"].max() if len(students) else float("nan"),
+            "best_student_f1_retention": (
+                students["f1_retention"].max() if len(students) else float("nan")
+            ),
+        },
+        tags={
+            "stage": "report",
+            "task": sweep["task"],
+            "teacher": ",".join(sweep["teachers"]),
+            "corpus": ",".join(sweep["corpora"]),
+            "size": ",".join(sweep["sizes"]),
+        },
+        artifacts=[Path(p) for p in artifacts if Path(p).is_file()],
+    )
