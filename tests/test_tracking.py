@@ -16,6 +16,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import SMOKE_RUNS
 from test_report_html import CHROMIUM, assert_page_renders
 
 from medistill import tracking
@@ -235,17 +236,6 @@ def stop_server(server: subprocess.Popen) -> None:
         server.wait()
 
 
-EXPECTED_RUNS = {
-    "finetune/minilm-l6/ner-synth",
-    "distill/minilm-l6/synth/L1",
-    "distill/minilm-l6/synth/L2",
-    "evaluate/minilm-l6/teacher/teacher/ner-synth",
-    "evaluate/minilm-l6/synth/L1/ner-synth",
-    "evaluate/minilm-l6/synth/L2/ner-synth",
-    "report",
-}
-
-
 def check_server(uri: str, results: Path) -> dict[str, str]:
     """Every step of the sweep is on the server exactly once, nested, with its content."""
     from mlflow.tracking import MlflowClient
@@ -258,7 +248,7 @@ def check_server(uri: str, results: Path) -> dict[str, str]:
     assert len(parents) == 1
     parent_id = parents[0].info.run_id
     by_name = {r.info.run_name: r for r in runs if r is not parents[0]}
-    assert set(by_name) == EXPECTED_RUNS
+    assert set(by_name) == SMOKE_RUNS
     for name, run in by_name.items():
         assert run.info.status == "FINISHED", name
         tags = run.data.tags
@@ -283,7 +273,7 @@ def check_server(uri: str, results: Path) -> dict[str, str]:
     on_disk = json.loads((results / "eval/minilm-l6/synth/L1/ner-synth.json").read_text())
     for metric in ("f1", "f1_typo5", "params_total", "latency_ms_b1"):
         assert evaluation.data.metrics[metric] == pytest.approx(on_disk[metric]), metric
-    for name in EXPECTED_RUNS:
+    for name in SMOKE_RUNS:
         if name.startswith("evaluate/"):
             assert artifacts[name] == {"ner-synth.json", "README.md"}, name
     assert {

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import SMOKE_RUNS
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
@@ -118,17 +119,7 @@ def test_smoke_sweep_end_to_end(smoke_sweep):
         )
         params = " ".join(str(row[0]) for row in db.execute("select value from params"))
     assert sum(name.startswith("sweep/") for name in names) == 1
-    assert [name for name in names if not name.startswith("sweep/")] == sorted(
-        [
-            "finetune/minilm-l6/ner-synth",
-            "distill/minilm-l6/synth/L1",
-            "distill/minilm-l6/synth/L2",
-            "evaluate/minilm-l6/teacher/teacher/ner-synth",
-            "evaluate/minilm-l6/synth/L1/ner-synth",
-            "evaluate/minilm-l6/synth/L2/ner-synth",
-            "report",
-        ]
-    )
+    assert [name for name in names if not name.startswith("sweep/")] == sorted(SMOKE_RUNS)
     first_doc = json.loads((results / "corpus/synth/documents.jsonl").open().readline())
     assert first_doc["text"][:40] not in params
 

@@ -31,6 +31,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from medistill.corpus import elides, strip_accents
 from medistill.tasks import WORD
 
 log = logging.getLogger("medistill")
@@ -50,10 +51,6 @@ NEIGHBOURS = {
 OPERATIONS = ("neighbour", "delete", "insert", "transpose", "double", "drop_accent")
 RATE_KEYS = ("typo_rate", "case_rate", "abbreviation_rate", "new_concept_rate")
 BUILTIN_ABBREVIATIONS = Path(__file__).resolve().parent / "lexicons" / "abbreviations.tsv"
-
-
-def _strip_accents(text: str) -> str:
-    return "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
 
 
 def is_typo_target(word: str) -> bool:
@@ -81,7 +78,7 @@ def typo(word: str, rng: random.Random) -> str:
         elif operation == "double":
             new = word[:i] + word[i] + word[i:]
         elif operation == "drop_accent":
-            new = _strip_accents(word)
+            new = strip_accents(word)
         else:
             continue
         if new != word:
@@ -299,12 +296,6 @@ def novel_name(label: str, rng: random.Random) -> str:
     return f"{rng.choice(_ANAT_NOUNS)} {rng.choice(_ANAT_PREFIXES)}{rng.choice(_ANAT_BONES)}"
 
 
-def _elides(term: str) -> bool:
-    from medistill.corpus import _elides as elides
-
-    return elides(term)
-
-
 # --------------------------------------------------------------------------------------------
 # Documents
 # --------------------------------------------------------------------------------------------
@@ -401,10 +392,10 @@ class Augmenter:
             self.counts["new_concept_replaced"] += 1
             before = segments[k - 1]  # always an outside segment
             if before[0].endswith((" d'", "\nd'")) or before[0] == "d'":
-                if not _elides(term):
+                if not elides(term):
                     before[0] = before[0][:-2] + "de "
             elif before[0].endswith((" de ", "\nde ")) or before[0] == "de ":
-                if _elides(term):
+                if elides(term):
                     before[0] = before[0][:-3] + "d'"
         return replaced
 
@@ -464,11 +455,6 @@ class Augmenter:
         for index in replaced:
             copy["entities"][index]["novel"] = True
         return copy
-
-
-def augment_document(doc: dict, rate: float, rng: random.Random, suffix: str) -> dict:
-    """A typo'd copy of a document (`rate` of its words), its entity offsets moved with them."""
-    return Augmenter(typo_rate=rate)(doc, rng, suffix)
 
 
 def augment_corpus(

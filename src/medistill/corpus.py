@@ -143,9 +143,9 @@ _DRUG_SALTS = {
 }  # fmt: skip
 
 
-def _strip_accents(text: str) -> str:
-    decomposed = unicodedata.normalize("NFD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+def strip_accents(text: str) -> str:
+    """`é` -> `e`: accents dropped, as in many hand-typed notes."""
+    return "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
 
 
 def _drug_terms() -> list[str]:
@@ -173,7 +173,7 @@ def _drug_terms() -> list[str]:
                 if second == "acide":
                     name = f"acide {first}"
                 elif second in _DRUG_SALTS:
-                    name = f"{second} {'d' + chr(39) if _elides(first) else 'de '}{first}"
+                    name = f"{second} {'d' + chr(39) if elides(first) else 'de '}{first}"
             terms.add(name)
     return sorted(terms)
 
@@ -206,7 +206,7 @@ def _load_lexicons(heldout_fraction: float) -> Lexicons:
     merged: dict[str, list[str]] = {label: [] for label in LABELS}
     for label, terms in sources:
         for term in terms:
-            key = _strip_accents(term)
+            key = strip_accents(term.casefold())
             if key in seen:
                 continue
             seen.add(key)
@@ -268,7 +268,7 @@ _FEMININE_SUFFIXES = ("ie", "ion", "yse", "èse", "ose", "ure", "ée")
 _MASCULINE_SUFFIXES = ("age", "ment", "isme", "gramme", "scanner")
 
 
-def _elides(term: str) -> bool:
+def elides(term: str) -> bool:
     """Whether "de"/"le" elide before `term` ("d'HTA", "l'aorte", but "de la hanche")."""
     first = term[0]
     if first in _VOWELS:
@@ -584,7 +584,7 @@ def _lab(rng: random.Random, ctx: dict) -> str:
 
 
 def _de(word: str) -> str:
-    return f"d'{word}" if _elides(word) else f"de {word}"
+    return f"d'{word}" if elides(word) else f"de {word}"
 
 
 def _format_day(day: int) -> str:
@@ -642,7 +642,6 @@ _PARSED_SECTIONS = [
     (key, titles, span, tuple(_parse_template(t) for t in templates))
     for key, titles, span, templates in _SECTIONS
 ]
-N_TEMPLATES = sum(len(templates) for *_, templates in _SECTIONS)
 
 
 # --------------------------------------------------------------------------------------------
@@ -661,7 +660,7 @@ class _Pools:
             for label in LABELS:
                 terms = list(part.get(label, []))
                 for term in terms:
-                    self.meta[term] = (_gender(term), _elides(term))
+                    self.meta[term] = (_gender(term), elides(term))
                 for gkey in (None, "g", "gs"):
                     if gkey is None:
                         chosen = terms

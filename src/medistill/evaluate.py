@@ -14,9 +14,6 @@ from seqeval.scheme import IOB2
 from medistill.students import count_parameters
 from medistill.tasks import collate, encode_sentences, tag_spans
 
-# Share of test words given a typo in the robustness copy of a test set (`f1_typo5`).
-TYPO_RATE = 0.05
-
 
 @torch.no_grad()
 def predict_tags(model, tokenizer, sentences, max_length, batch_size, device) -> list[list[str]]:

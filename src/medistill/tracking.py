@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import fcntl
-import hashlib
 import json
 import logging
 import math
@@ -33,7 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from medistill.config import config_hash, flatten
-from medistill.io import write_json
+from medistill.io import file_sha256, write_json
 
 KEY_TAG = "medistill_key"
 DIGEST_TAG = "medistill_digest"
@@ -83,10 +82,6 @@ def git_commit() -> str:
         return "unknown"
 
 
-def _digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def _record_file(folder: Path, name: str) -> Path:
     return folder / (name.replace("/", "__") + ".json")
 
@@ -134,7 +129,7 @@ def sweep_record(config: dict) -> dict:
         "dicts": {"config.json": json.loads(json.dumps(config, default=str))},
         "time_ms": int(time.time() * 1000),
     }
-    record["digest"] = _digest({k: record[k] for k in ("params", "tags", "dicts")})
+    record["digest"] = config_hash({k: record[k] for k in ("params", "tags", "dicts")})
     return record
 
 
@@ -193,12 +188,12 @@ def run_record(
 def _record_digest(record: dict, base: Path) -> str:
     content = {k: v for k, v in record.items() if k not in ("time_ms", "config_uri", "digest")}
     content["artifact_sha"] = [_file_digest(base / p) for p in record["artifacts"]]
-    return _digest(content)
+    return config_hash(content)
 
 
 def _file_digest(path: Path) -> str | None:
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        return file_sha256(path)[:16]
     except OSError:
         return None
 
