@@ -6,7 +6,8 @@ import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from medistill.cache import build_cache, load_cache, word_logits
-from medistill.distill import batch_indices, build_examples, distillation_loss, train
+from medistill.distill import batch_indices, build_examples, train
+from medistill.losses import TaskObjective, distillation_loss
 from medistill.evaluate import cpu_latency, ner_scores, predict_tags
 from medistill.tasks import iob2_labels
 
@@ -110,7 +111,7 @@ def _train(model, tokenizer, checkpoint, recipe=RECIPE, on_log=None):
         device="cpu",
         checkpoint=checkpoint,
         fingerprint="test",
-        loss_weights=CE_ONLY,
+        objective=TaskObjective(**CE_ONLY),
         desc="test",
         log_every=1,
         on_log=on_log,

@@ -1,9 +1,11 @@
-"""The training loop shared by teacher fine-tuning and student distillation.
+"""The training loop shared by teacher fine-tuning and student distillation, and the
+distillation step itself.
 
-One screen holds the whole step: batch -> student logits at each word's first sub-token ->
-loss (KL to the teacher's temperature-softened distribution + cross-entropy on gold tags) ->
-clipped AdamW step with warmup and linear decay. Checkpoints written atomically every N steps
-make a killed job resume at the same step with the same data order and RNG state.
+One screen holds the whole step: examples -> micro-batches -> the objective's loss (see
+`medistill.losses`: KL to the teacher's softened distribution + cross-entropy on gold tags in
+task mode; masked-LM and hidden-state terms in general mode) -> clipped AdamW step with warmup
+and linear decay. Checkpoints written atomically every N steps make a killed job resume at the
+same step with the same data order, RNG state and optimiser moments.
 """
 
 from __future__ import annotations
@@ -11,17 +13,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from medistill.io import atomic_path
-from medistill.tasks import collate, encode_sentences
+from medistill.tasks import encode_sentences
 
 
 def choose_device(preference: str = "auto") -> str:
@@ -65,36 +66,12 @@ def gold_within(sentences: list[dict], labels: list[str], corpus: str) -> list[d
     return [{k: v for k, v in s.items() if k != "tags"} for s in sentences]
 
 
-def make_batch(examples: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
-    batch = collate(examples, pad_id)
-    batch["gold"] = torch.tensor([g for e in examples for g in e["gold"]], dtype=torch.long)
-    if "teacher" in examples[0]:
-        batch["teacher"] = torch.from_numpy(np.concatenate([e["teacher"] for e in examples]))
-    return batch
-
-
 def batch_indices(n_examples: int, batch_size: int, step: int, seed: int) -> list[int]:
     """The examples of a step: a fresh seeded permutation each epoch, a pure function of step."""
     per_epoch = math.ceil(n_examples / batch_size)
     epoch, position = divmod(step, per_epoch)
     order = torch.randperm(n_examples, generator=torch.Generator().manual_seed(seed + epoch))
     return order[position * batch_size : (position + 1) * batch_size].tolist()
-
-
-def distillation_loss(student, teacher, gold, temperature, kl_weight, ce_weight):
-    """Word-level KL(teacher || student) at temperature T (scaled by T^2) + CE on gold tags."""
-    loss = student.new_zeros(())
-    if teacher is not None and kl_weight > 0:
-        kl = F.kl_div(
-            F.log_softmax(student / temperature, dim=-1),
-            F.log_softmax(teacher / temperature, dim=-1),
-            log_target=True,
-            reduction="batchmean",
-        )
-        loss = loss + kl_weight * kl * temperature**2
-    if ce_weight > 0 and (gold != -100).any():
-        loss = loss + ce_weight * F.cross_entropy(student, gold, ignore_index=-100)
-    return loss
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
@@ -107,32 +84,36 @@ def train(
     examples: list[dict],
     recipe: dict,
     *,
+    objective,
     pad_id: int,
     seed: int,
     device: str,
     checkpoint: Path,
     fingerprint: str,
-    loss_weights: dict,
     desc: str,
     log_every: int = 10,
     on_log: Callable[[int, float], None] | None = None,
 ) -> list[dict]:
-    """Train in place for recipe["steps"] steps; return the loss history [{step, loss, lr}]."""
+    """Train in place for recipe["steps"] steps; return the loss history [{step, loss, lr}].
+
+    A step sees `batch_size * grad_accumulation` examples in `grad_accumulation` micro-batches.
+    `objective` turns examples into a batch and a batch into the loss; its own parameters (a
+    projection between widths) are trained and checkpointed with the model.
+    """
     torch.manual_seed(seed)
     model.to(device).train()
+    objective.to(device).train()
+    named = list(model.named_parameters()) + list(objective.named_parameters())
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
     groups = [
         {
-            "params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
+            "params": [p for n, p in named if not n.endswith(no_decay)],
             "weight_decay": recipe["weight_decay"],
         },
-        {
-            "params": [p for n, p in model.named_parameters() if n.endswith(no_decay)],
-            "weight_decay": 0.0,
-        },
+        {"params": [p for n, p in named if n.endswith(no_decay)], "weight_decay": 0.0},
     ]
     optimizer = torch.optim.AdamW(groups, lr=recipe["learning_rate"])
-    steps = recipe["steps"]
+    steps, micro = recipe["steps"], recipe.get("grad_accumulation", 1)
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(recipe["warmup_ratio"] * steps), steps
     )
@@ -141,6 +122,7 @@ def train(
         state = torch.load(checkpoint, map_location=device, weights_only=False)
         if state["fingerprint"] == fingerprint:
             model.load_state_dict(state["model"])
+            objective.load_state_dict(state["objective"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["rng"])
@@ -154,31 +136,34 @@ def train(
         else contextlib.nullcontext()
     )
     progress = tqdm(range(start, steps), initial=start, total=steps, desc=desc, unit="step")
+    began, tokens = time.perf_counter(), 0
     for step in progress:
-        batch = make_batch(
-            [examples[i] for i in batch_indices(len(examples), recipe["batch_size"], step, seed)],
-            pad_id,
-        )
-        if device == "cuda":  # pinned host memory: the copy overlaps the previous step's kernels
-            batch = {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
-        else:
-            batch = {k: v.to(device) for k, v in batch.items()}
-        with autocast:
-            logits = model(
-                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-            ).logits
-        words = logits[batch["word_index"] >= 0].float()  # one row per word, in sentence order
-        loss = distillation_loss(words, batch.get("teacher"), batch["gold"], **loss_weights)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), recipe["max_grad_norm"])
+        chosen = batch_indices(len(examples), recipe["batch_size"] * micro, step, seed)
+        step_loss = 0.0
+        for part in range(micro):
+            indices = chosen[part * recipe["batch_size"] : (part + 1) * recipe["batch_size"]]
+            if not indices:
+                break
+            batch = objective.make_batch([examples[i] for i in indices], pad_id)
+            if device == "cuda":  # pinned host memory: the copy overlaps the running kernels
+                batch = {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
+            else:
+                batch = {k: v.to(device) for k, v in batch.items()}
+            with autocast:
+                loss = objective(model, batch) / micro
+            loss.backward()
+            step_loss += loss.item()
+            tokens += int(batch["attention_mask"].sum())
+        torch.nn.utils.clip_grad_norm_([p for _, p in named], recipe["max_grad_norm"])
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        progress.set_postfix(loss=f"{loss.item():.4f}")
+        elapsed = time.perf_counter() - began
+        progress.set_postfix(loss=f"{step_loss:.4f}", tok_s=f"{tokens / elapsed:.0f}")
         if step % log_every == 0 or step == steps - 1:
-            history.append({"step": step, "loss": loss.item(), "lr": scheduler.get_last_lr()[0]})
+            history.append({"step": step, "loss": step_loss, "lr": scheduler.get_last_lr()[0]})
             if on_log:
-                on_log(step, loss.item())
+                on_log(step, step_loss)
         if (step + 1) % recipe["checkpoint_every"] == 0 and step + 1 < steps:
             _save_checkpoint(
                 checkpoint,
@@ -187,6 +172,7 @@ def train(
                     "step": step + 1,
                     "history": history,
                     "model": model.state_dict(),
+                    "objective": objective.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "rng": torch.get_rng_state(),
@@ -196,6 +182,61 @@ def train(
     return history
 
 
+def _general_stage(
+    config: dict, spec: dict, size: str, base_dir: Path, sentences, manifest_path, folder: Path
+) -> Path:
+    """Distil the student encoder from the general cache (TinyBERT's general stage).
+
+    The result is saved in `folder` (beside the checkpoints, not a declared output) so the task
+    stage of a killed job restarts from it instead of redoing this stage.
+    """
+    from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer
+
+    from medistill.cache import load_general_cache
+    from medistill.config import config_hash
+    from medistill.io import read_json, save_pretrained_atomic, write_json
+    from medistill.losses import GeneralObjective
+    from medistill.students import make_student
+
+    remote = config["trust_remote_code"]
+    tokenizer = AutoTokenizer.from_pretrained(base_dir, trust_remote_code=remote)
+    manifest, records = load_general_cache(manifest_path, tokenizer, sentences)
+    general = config["distill"]["general"]
+    recipe = config["distill"] | {"steps": general["steps"]}
+    fingerprint = config_hash({"recipe": recipe, "size": spec, "cache": manifest["shards"]})
+    if (folder / "fingerprint.json").exists() and read_json(folder / "fingerprint.json") == [
+        fingerprint
+    ]:
+        return folder
+    teacher_config = AutoConfig.from_pretrained(base_dir, trust_remote_code=remote)
+    loader = AutoModelForMaskedLM if manifest["kind"] == "mlm" else AutoModel
+    student = make_student(loader.from_pretrained(base_dir, trust_remote_code=remote), spec, size)
+    objective = GeneralObjective(
+        general,
+        student_width=student.config.hidden_size,
+        student_depth=student.config.num_hidden_layers,
+        teacher_width=teacher_config.hidden_size,
+        teacher_depth=teacher_config.num_hidden_layers,
+        hidden_layers=manifest["hidden_layers"],
+    )
+    history = train(
+        student,
+        records,
+        recipe,
+        objective=objective,
+        pad_id=tokenizer.pad_token_id,
+        seed=config["seed"],
+        device=choose_device(config["device"]),
+        checkpoint=folder.with_suffix(".pt"),
+        fingerprint=fingerprint,
+        desc=f"general distillation of {size}",
+    )
+    save_pretrained_atomic(student, tokenizer, folder)
+    write_json(history, folder / "training_history.json")
+    write_json([fingerprint], folder / "fingerprint.json")
+    return folder
+
+
 def distill_student(
     config: dict,
     *,
@@ -203,66 +244,104 @@ def distill_student(
     corpus: str,
     size: str,
     teacher_dir: Path,
+    base_dir: Path,
     corpus_path: Path,
+    task_dir: Path,
     manifest_path: Path,
+    general_manifest: Path | None,
     out_dir: Path,
     checkpoint: Path,
 ) -> list[dict]:
-    """Cut a student from the fine-tuned teacher and train it on the cached teacher logits.
+    """Train a student token classifier in the size's mode; save it as a model folder.
 
-    The teacher's weights only initialise the student; its outputs come from the cache, so the
-    teacher never runs here.
+    - `task`: cut from the fine-tuned teacher, trained on its cached word logits + gold tags;
+    - `general`: cut from the pretrained teacher, distilled from the general cache, then
+      fine-tuned on the task's gold train split (the teacher's labels are not used);
+    - `general+task`: the general stage, then the task stage (TinyBERT's two stages).
+    The teacher never runs here: its outputs come from the caches.
     """
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     from medistill.cache import load_cache
     from medistill.config import config_hash
     from medistill.corpus import read_jsonl
-    from medistill.io import save_pretrained_atomic, write_json
+    from medistill.io import read_json, save_pretrained_atomic, write_json
+    from medistill.losses import TaskObjective
     from medistill.students import count_parameters, make_student
     from medistill.tasks import documents_to_sentences
     from medistill.tracking import log_run
 
     remote = config["trust_remote_code"]
+    spec, recipe = config["sizes"][size], config["distill"]
+    mode = spec["mode"]
     tokenizer = AutoTokenizer.from_pretrained(teacher_dir, trust_remote_code=remote)
-    teacher_model = AutoModelForTokenClassification.from_pretrained(
-        teacher_dir, trust_remote_code=remote
-    )
-    spec = config["sizes"][size]
-    student = make_student(teacher_model, spec["layers"], spec["layer_selection"], size)
-    del teacher_model
+    labels = read_json(Path(task_dir) / "labels.json")
     sentences = documents_to_sentences(read_jsonl(corpus_path), config["max_words_per_sentence"])
-    manifest, logits = load_cache(manifest_path, sentences)
-    labels = [student.config.id2label[i] for i in range(student.config.num_labels)]
-    if manifest["labels"] != labels:
-        raise ValueError(
-            f"{manifest_path}: cached labels {manifest['labels']} differ from the "
-            f"teacher's {labels}; delete the cache and rerun"
+    checkpoint = Path(checkpoint)
+    if mode == "task":
+        student = make_student(
+            AutoModelForTokenClassification.from_pretrained(teacher_dir, trust_remote_code=remote),
+            spec,
+            size,
         )
-    sentences = gold_within(sentences, labels, corpus)
-    examples = build_examples(tokenizer, sentences, labels, config["max_length"], logits)
-    recipe = config["distill"]
-    weights = {k: recipe[k] for k in ("temperature", "kl_weight", "ce_weight")}
+        general_history = []
+    else:
+        folder = _general_stage(
+            config,
+            spec,
+            size,
+            Path(base_dir),
+            sentences,
+            general_manifest,
+            checkpoint.with_name(checkpoint.stem + "-general"),
+        )
+        general_history = read_json(folder / "training_history.json")
+        student = AutoModelForTokenClassification.from_pretrained(
+            folder,
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={label: i for i, label in enumerate(labels)},
+            trust_remote_code=remote,
+        )
+    if mode == "general":  # the baseline recipe: gold tags only, no teacher logits
+        examples = build_examples(
+            tokenizer, read_jsonl(Path(task_dir) / "train.jsonl"), labels, config["max_length"]
+        )
+        objective = TaskObjective(temperature=1.0, kl_weight=0.0, ce_weight=1.0)
+        cache_shards = None
+    else:
+        manifest, logits = load_cache(manifest_path, sentences, tokenizer=tokenizer)
+        if manifest["labels"] != labels:
+            raise ValueError(
+                f"{manifest_path}: cached labels {manifest['labels']} differ from the "
+                f"task's {labels}; delete the cache and rerun"
+            )
+        sentences = gold_within(sentences, labels, corpus)
+        examples = build_examples(tokenizer, sentences, labels, config["max_length"], logits)
+        objective = TaskObjective(
+            **{k: recipe[k] for k in ("temperature", "kl_weight", "ce_weight")}
+        )
+        cache_shards = manifest["shards"]
     history = train(
         student,
         examples,
         recipe,
+        objective=objective,
         pad_id=tokenizer.pad_token_id,
         seed=config["seed"],
         device=choose_device(config["device"]),
-        checkpoint=Path(checkpoint),
-        fingerprint=config_hash({"recipe": recipe, "size": spec, "cache": manifest}),
-        loss_weights=weights,
+        checkpoint=checkpoint,
+        fingerprint=config_hash({"recipe": recipe, "size": spec, "cache": cache_shards}),
         desc=f"distilling {teacher}/{corpus}/{size}",
     )
     student.config.medistill_distillation = {
         "teacher": teacher,
         "corpus": corpus,
-        "cache_sentences": manifest["n_sentences"],
+        "mode": mode,
         "recipe": recipe,
     }
     save_pretrained_atomic(student, tokenizer, out_dir)
-    write_json(history, Path(out_dir) / "training_history.json")
+    write_json(general_history + history, Path(out_dir) / "training_history.json")
     log_run(
         config,
         f"distill/{teacher}/{corpus}/{size}",
@@ -270,11 +349,12 @@ def distill_student(
         metrics={"final_train_loss": history[-1]["loss"]} | count_parameters(student),
         tags={
             "stage": "distill",
+            "mode": mode,
             "teacher": teacher,
             "corpus": corpus,
             "size": size,
             "licence": config["teachers"][teacher]["licence"],
         },
-        history=history,
+        history=general_history + history,
     )
     return history

@@ -1,0 +1,197 @@
+"""Distillation objectives: what a student is trained to match, one module per mode.
+
+`TaskObjective` (task mode): word-level KL to the teacher's temperature-softened label
+distribution (scaled by T^2, Hinton et al.) + cross-entropy on gold tags where the corpus has
+them. `GeneralObjective` (general mode, no labels): KL to the teacher's cached top-k masked-LM
+distribution with its tail mass kept as one bucket, masked-LM cross-entropy, hidden-state
+cosine or MSE through a learned projection when widths differ (DistilBERT, TinyBERT), and
+self-attention-style relations between token states (MiniLMv2). Each term has its own weight in
+the config's `distill` block; a zero weight switches the term off.
+
+Objectives are modules so that their own parameters (the projection) are trained and
+checkpointed with the student, and are not saved in the student's folder.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medistill.tasks import collate
+
+
+def distillation_loss(student, teacher, gold, temperature, kl_weight, ce_weight):
+    """Word-level KL(teacher || student) at temperature T (scaled by T^2) + CE on gold tags."""
+    loss = student.new_zeros(())
+    if teacher is not None and kl_weight > 0:
+        kl = F.kl_div(
+            F.log_softmax(student / temperature, dim=-1),
+            F.log_softmax(teacher / temperature, dim=-1),
+            log_target=True,
+            reduction="batchmean",
+        )
+        loss = loss + kl_weight * kl * temperature**2
+    if ce_weight > 0 and (gold != -100).any():
+        loss = loss + ce_weight * F.cross_entropy(student, gold, ignore_index=-100)
+    return loss
+
+
+def topk_kl(student_logits, topk_ids, topk_logits, tail_logsumexp):
+    """KL(teacher || student) over the teacher's top-k tokens plus one bucket for the rest.
+
+    The cache keeps the log-sum-exp of the teacher's logits outside its top k, so the tail's
+    probability mass is compared with the student's mass on the same tokens instead of being
+    renormalised away (which would overstate the teacher's confidence).
+    """
+    log_q = F.log_softmax(student_logits.float(), dim=-1)
+    log_q_top = log_q.gather(1, topk_ids)
+    log_q_tail = torch.log1p(-log_q_top.exp().sum(-1).clamp(max=1 - 1e-6))
+    teacher_all = torch.cat([topk_logits, tail_logsumexp[:, None]], dim=1)
+    log_p = teacher_all - torch.logsumexp(teacher_all, dim=1, keepdim=True)
+    log_q_all = torch.cat([log_q_top, log_q_tail[:, None]], dim=1)
+    return (log_p.exp() * (log_p - log_q_all)).sum(-1).mean()
+
+
+def hidden_state_loss(student_h, teacher_h, token_mask, kind="cosine"):
+    """Mean over real tokens of 1 - cos(student, teacher) or of the squared error."""
+    if kind == "cosine":
+        per_token = 1 - F.cosine_similarity(student_h, teacher_h, dim=-1)
+    else:
+        per_token = (student_h - teacher_h).pow(2).mean(-1)
+    return per_token[token_mask].mean()
+
+
+def relations(hidden, attention_mask, heads):
+    """Scaled dot-product relations between a layer's token states, split into `heads`.
+
+    MiniLMv2 transfers the relations of the teacher's queries, keys and values; the cache holds
+    hidden states, so the relations here are those of the states themselves. Splitting both
+    models into the same number of relation heads makes the distributions comparable whatever
+    the widths.
+    """
+    batch, length, width = hidden.shape
+    split = hidden.view(batch, length, heads, width // heads).transpose(1, 2)
+    scores = split @ split.transpose(-1, -2) / math.sqrt(width // heads)
+    scores = scores.masked_fill(~attention_mask[:, None, None, :].bool(), float("-inf"))
+    return F.log_softmax(scores, dim=-1)
+
+
+def relation_loss(student_h, teacher_h, attention_mask, heads):
+    log_s = relations(student_h, attention_mask, heads)
+    log_t = relations(teacher_h, attention_mask, heads)
+    rows = attention_mask[:, None, :, None].bool().expand_as(log_t)
+    kl = torch.where(rows, log_t.exp() * (log_t - log_s), torch.zeros_like(log_t))
+    return kl.nan_to_num().sum() / (rows[..., 0].sum())
+
+
+class TaskObjective(nn.Module):
+    """Student token classifier vs the cached word-level teacher logits and gold tags."""
+
+    def __init__(self, temperature: float, kl_weight: float, ce_weight: float):
+        super().__init__()
+        self.weights = {"temperature": temperature, "kl_weight": kl_weight, "ce_weight": ce_weight}
+
+    @staticmethod
+    def make_batch(examples: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
+        batch = collate(examples, pad_id)
+        batch["gold"] = torch.tensor([g for e in examples for g in e["gold"]], dtype=torch.long)
+        if "teacher" in examples[0]:
+            batch["teacher"] = torch.from_numpy(np.concatenate([e["teacher"] for e in examples]))
+        return batch
+
+    def forward(self, model, batch):
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        words = logits[batch["word_index"] >= 0].float()  # one row per word, in sentence order
+        return distillation_loss(words, batch.get("teacher"), batch["gold"], **self.weights)
+
+
+def layer_map(teacher_layers: list[int], teacher_depth: int, student_depth: int) -> list[int]:
+    """The student hidden state matched to each cached teacher layer (0 = embeddings)."""
+    return [round(layer * student_depth / teacher_depth) for layer in teacher_layers]
+
+
+class GeneralObjective(nn.Module):
+    """Student encoder vs the general cache: masked-LM distribution and hidden states."""
+
+    def __init__(
+        self,
+        weights: dict,
+        *,
+        student_width: int,
+        student_depth: int,
+        teacher_width: int,
+        teacher_depth: int,
+        hidden_layers: list[int],
+    ):
+        super().__init__()
+        self.weights = weights
+        self.hidden_layers = [str(layer) for layer in hidden_layers]
+        self.student_layers = layer_map(hidden_layers, teacher_depth, student_depth)
+        # A learned map into the teacher's space when widths differ (TinyBERT's W_h).
+        self.projection = (
+            nn.Linear(student_width, teacher_width, bias=False)
+            if student_width != teacher_width and hidden_layers
+            else nn.Identity()
+        )
+
+    @staticmethod
+    def make_batch(examples: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
+        length = max(len(e["input_ids"]) for e in examples)
+        input_ids = torch.full((len(examples), length), pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(examples), length), dtype=torch.long)
+        for row, example in enumerate(examples):
+            input_ids[row, : len(example["input_ids"])] = torch.from_numpy(example["input_ids"])
+            attention_mask[row, : len(example["input_ids"])] = 1
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if "mask_positions" in examples[0]:
+            batch["mask_rows"] = torch.cat(
+                [torch.full((len(e["mask_positions"]),), r) for r, e in enumerate(examples)]
+            )
+            for key in ("mask_positions", "mask_labels", "topk_ids"):
+                batch[key] = torch.from_numpy(np.concatenate([e[key] for e in examples])).long()
+            for key in ("topk_logits", "tail_logsumexp"):
+                batch[key] = torch.from_numpy(np.concatenate([e[key] for e in examples])).float()
+        for layer in examples[0].get("hidden", {}):
+            states = torch.zeros((len(examples), length, examples[0]["hidden"][layer].shape[1]))
+            for row, example in enumerate(examples):
+                states[row, : len(example["input_ids"])] = torch.from_numpy(
+                    example["hidden"][layer]
+                )
+            batch[f"hidden_{layer}"] = states
+        return batch
+
+    def forward(self, model, batch):
+        w = self.weights
+        out = model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            output_hidden_states=True,
+        )
+        loss = batch["input_ids"].new_zeros((), dtype=torch.float)
+        if "mask_positions" in batch and hasattr(out, "logits"):
+            masked = out.logits[batch["mask_rows"], batch["mask_positions"]].float()
+            if w["mlm_kl_weight"] > 0:
+                kl = topk_kl(
+                    masked, batch["topk_ids"], batch["topk_logits"], batch["tail_logsumexp"]
+                )
+                loss = loss + w["mlm_kl_weight"] * kl
+            if w["mlm_ce_weight"] > 0:
+                loss = loss + w["mlm_ce_weight"] * F.cross_entropy(masked, batch["mask_labels"])
+        tokens = batch["attention_mask"].bool()
+        for layer, student_layer in zip(self.hidden_layers, self.student_layers, strict=True):
+            teacher_h = batch[f"hidden_{layer}"]
+            student_h = out.hidden_states[student_layer].float()
+            if w["hidden_weight"] > 0:
+                projected = self.projection(student_h)
+                loss = loss + w["hidden_weight"] * hidden_state_loss(
+                    projected, teacher_h, tokens, w["hidden_loss"]
+                )
+            if w["relation_weight"] > 0:
+                loss = loss + w["relation_weight"] * relation_loss(
+                    student_h, teacher_h, batch["attention_mask"], w["relation_heads"]
+                )
+        return loss
