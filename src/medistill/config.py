@@ -35,7 +35,24 @@ DEFAULTS: dict[str, Any] = {
         "max_grad_norm": 1.0,
         "checkpoint_every": 50,
     },
-    "distill": {"temperature": 2.0, "kl_weight": 1.0, "ce_weight": 0.5},
+    "distill": {
+        "temperature": 2.0,
+        "kl_weight": 1.0,
+        "ce_weight": 0.5,
+        "grad_accumulation": 1,
+        "general": {
+            "steps": 400,
+            "k": 64,
+            "mask_rate": 0.15,
+            "hidden_layers": [-1],
+            "mlm_kl_weight": 1.0,
+            "mlm_ce_weight": 0.5,
+            "hidden_weight": 1.0,
+            "hidden_loss": "cosine",
+            "relation_weight": 0.0,
+            "relation_heads": 4,
+        },
+    },
     "cache": {"shard_size": 512, "batch_size": 64},
     "evaluate": {"batch_size": 32, "latency_runs": 50, "latency_threads": 1},
     "tracking": {"experiment": "medistill", "uri": None},
@@ -104,8 +121,12 @@ def with_defaults(config: dict) -> dict:
     merged["finetune"] = _merge(training, merged["finetune"])
     merged["distill"] = _merge(_merge(training, DEFAULTS["distill"]), config["distill"])
     for size in merged["sizes"].values():
-        size.setdefault("layer_selection", "uniform")
+        if "layers" in size:
+            size.setdefault("layer_selection", "uniform")
+            size.setdefault("init", "teacher")
+            size.setdefault("mode", "task")
     for teacher in merged["teachers"].values():
+        teacher.setdefault("trim_vocabulary", False)
         teacher["finetune"] = _merge(merged["finetune"], teacher.get("finetune", {}))
     return merged
 
@@ -119,6 +140,13 @@ def _check_references(config: dict, where: str) -> None:
                     f"{where}: sweep.{key} names '{name}', which is not defined under "
                     f"'{section}' (defined: {', '.join(config[section])}); add it or fix the name"
                 )
+    for name, size in config["sizes"].items():
+        source = size.get("from")
+        if source is not None and "layers" not in config["sizes"].get(source, {}):
+            raise ConfigError(
+                f"{where}: sizes.{name}.from is '{source}', which is not a trained size (one "
+                "with `layers`) defined under 'sizes'; name a trained size"
+            )
     if sweep["task"] not in config["tasks"]:
         raise ConfigError(
             f"{where}: sweep.task is '{sweep['task']}', which is not defined under 'tasks' "
@@ -138,6 +166,7 @@ def _check_licence(name: str, licence: str, config: dict, where: str) -> None:
 
 
 def _check_teachers(config: dict, where: str) -> None:
+    from medistill.students import validate_student_spec
     from medistill.teachers import TeacherSourceError, resolve_teacher
 
     for name in config["sweep"]["teachers"]:
@@ -147,15 +176,24 @@ def _check_teachers(config: dict, where: str) -> None:
             path = resolve_teacher(teacher["source"], allow_network=config["allow_network"])
         except TeacherSourceError as error:
             raise ConfigError(f"{where}: teachers.{name}.source: {error}") from None
-        if path is None:  # a hub model fetched at run time: its depth is only known then
+        if path is None:  # a hub model fetched at run time: its shape is only known then
             continue
-        depth = json.loads((path / "config.json").read_text()).get("num_hidden_layers")
-        for size in config["sweep"]["sizes"]:
-            layers = config["sizes"][size]["layers"]
-            if depth is not None and layers > depth:
+        teacher_config = json.loads((path / "config.json").read_text())
+        swept = config["sweep"]["sizes"]
+        trained = {config["sizes"][s].get("from", s) for s in swept}  # compressed: their source
+        for size in sorted(trained):
+            spec = config["sizes"][size]
+            for problem in validate_student_spec(spec, teacher_config):
+                raise ConfigError(f"{where}: sizes.{size} with teacher '{name}': {problem}")
+            general = config["distill"]["general"]
+            masked_lm = any(
+                a.endswith("ForMaskedLM") for a in teacher_config.get("architectures") or ()
+            )
+            if spec["mode"] != "task" and not masked_lm and not general["hidden_layers"]:
                 raise ConfigError(
-                    f"{where}: sizes.{size}.layers is {layers} but teacher '{name}' has only "
-                    f"{depth} layers; use at most {depth}"
+                    f"{where}: sizes.{size}.mode is '{spec['mode']}' but teacher '{name}' has "
+                    "no masked-LM head and distill.general.hidden_layers is empty: there is "
+                    "nothing to distil; list hidden layers or use mode: task"
                 )
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
@@ -358,3 +359,19 @@ def distill_student(
         history=general_history + history,
     )
     return history
+
+
+@torch.no_grad()
+def masked_lm_loss(model, records: list[dict], pad_id: int, batch_size: int = 32) -> float:
+    """Mean cross-entropy of the original tokens at the cached masked positions."""
+    from medistill.losses import GeneralObjective
+
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(records), batch_size):
+        batch = GeneralObjective.make_batch(records[start : start + batch_size], pad_id)
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        masked = logits[batch["mask_rows"], batch["mask_positions"]].float()
+        total += F.cross_entropy(masked, batch["mask_labels"], reduction="sum").item()
+        count += len(batch["mask_labels"])
+    return total / count

@@ -108,8 +108,36 @@ def cpu_latency(model, tokenizer, sentences, runs: int, threads: int) -> dict:
     }
 
 
-def folder_size_mb(path: Path) -> float:
-    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) / 2**20
+@torch.no_grad()
+def cpu_throughput(model, tokenizer, sentences, threads: int, batch_size: int = 32) -> dict:
+    """Real (non-padding) tokens per second at batch size 32 on CPU, threads fixed."""
+    model.eval().to("cpu")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    features = encode_sentences(tokenizer, sentences[: 4 * batch_size], 10**6)
+    batches = [
+        collate(features[i : i + batch_size], tokenizer.pad_token_id)
+        for i in range(0, len(features), batch_size)
+    ]
+    try:
+        model(input_ids=batches[0]["input_ids"], attention_mask=batches[0]["attention_mask"])
+        start, tokens = time.perf_counter(), 0
+        for batch in batches:
+            model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            tokens += int(batch["attention_mask"].sum())
+        elapsed = time.perf_counter() - start
+    finally:
+        torch.set_num_threads(previous)
+    return {"throughput_b32_tokens_s": tokens / elapsed}
+
+
+def peak_rss_mb() -> float:
+    """The evaluation process's peak resident memory (Linux reports KiB, macOS bytes)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
 def evaluate_model(model, tokenizer, test_sets: dict[str, list[dict]], settings: dict) -> dict:
@@ -142,6 +170,7 @@ def evaluate_model(model, tokenizer, test_sets: dict[str, list[dict]], settings:
             settings["latency_threads"],
         )
     )
+    result.update(cpu_throughput(model, tokenizer, test_sets["clean"], settings["latency_threads"]))
     return result
 
 
@@ -149,15 +178,16 @@ def evaluate_to_json(
     config: dict, model_dir: Path, test_files: dict[str, Path], out_path: Path, identity: dict
 ) -> dict:
     """Evaluate a saved model on the task's test files; write the eval JSON and log it."""
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
+    from medistill.compress import load_for_inference, model_disk_mb
     from medistill.corpus import read_jsonl
     from medistill.distill import choose_device
     from medistill.io import write_json
     from medistill.tracking import log_run
 
     remote = config["trust_remote_code"]
-    model = AutoModelForTokenClassification.from_pretrained(model_dir, trust_remote_code=remote)
+    model = load_for_inference(model_dir, trust_remote_code=remote)
     tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=remote)
     settings = config["evaluate"] | {
         "max_length": config["max_length"],
@@ -165,11 +195,13 @@ def evaluate_to_json(
     }
     test_sets = {name: read_jsonl(path) for name, path in test_files.items()}
     result = identity | evaluate_model(model, tokenizer, test_sets, settings)
-    result["disk_mb"] = folder_size_mb(model_dir)
+    result["disk_mb"] = model_disk_mb(model_dir)
+    result["peak_rss_mb"] = peak_rss_mb()
     result["n_test_sentences"] = len(test_sets["clean"])
     student = getattr(model.config, "medistill_student", None)
     if student:
-        result["student"] = student
+        compression = getattr(model.config, "medistill_compression", None)
+        result["student"] = student | {"compression": (compression or {}).get("kind", "none")}
     write_json(result, out_path)
     run = "/".join(str(identity[k]) for k in ("teacher", "corpus", "size", "task"))
     log_run(

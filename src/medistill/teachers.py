@@ -7,8 +7,6 @@ downloaded only when the config sets `allow_network: true`).
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from pathlib import Path
 
 
@@ -17,17 +15,10 @@ class TeacherSourceError(ValueError):
 
 
 def _package_model(name: str) -> Path:
-    module_name = name.replace("-", "_")
-    if importlib.util.find_spec(module_name) is None:
-        raise TeacherSourceError(
-            f"package '{name}' is not installed; run `pip install {name}` or use another source"
-        )
-    module = importlib.import_module(module_name)
-    if not hasattr(module, "get_model_path"):
-        raise TeacherSourceError(
-            f"package '{name}' has no get_model_path(); point a local: source at its model folder"
-        )
-    return Path(module.get_model_path())
+    # Imported here: medistill.packaged imports TeacherSourceError from this module.
+    from medistill.packaged import package_model_path
+
+    return package_model_path(name)
 
 
 def _hub_model(spec: str, allow_network: bool) -> Path | None:
@@ -78,15 +69,72 @@ def fetch_teacher(source: str, allow_network: bool) -> Path:
     return path
 
 
-def load_teacher_for_task(source: str, labels: list[str], config: dict):
-    """The pretrained teacher with a fresh token-classification head for `labels`."""
+def _texts(corpus_paths: list[Path], task_paths: list[Path]):
+    """The raw text the trimmed vocabulary must cover: corpus documents and task sentences."""
+    from medistill.corpus import read_jsonl
+
+    for path in corpus_paths:
+        yield from (doc["text"] for doc in read_jsonl(path))
+    for path in task_paths:
+        yield from (" ".join(sentence["words"]) for sentence in read_jsonl(path))
+
+
+def prepare_teacher(
+    config: dict, teacher: str, corpus_paths: list[Path], task_paths: list[Path], out_dir: Path
+) -> dict:
+    """The teacher's pretrained weights as a local folder: fetched or converted, maybe trimmed.
+
+    Models with a masked-LM head keep it (general distillation needs it). With
+    `trim_vocabulary: true`, only the tokens the corpora and the task's train/dev text use are
+    kept, plus the short pieces unseen words fall back on (see `medistill.trim`).
+    """
+    from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer
+
+    from medistill.io import save_pretrained_atomic, write_json
+    from medistill.students import count_parameters
+    from medistill.tracking import log_run
+
+    spec = config["teachers"][teacher]
+    remote = config["trust_remote_code"]
+    path = fetch_teacher(spec["source"], config["allow_network"])
+    architectures = AutoConfig.from_pretrained(path, trust_remote_code=remote).architectures
+    masked_lm = any(name.endswith("ForMaskedLM") for name in architectures or ())
+    loader = AutoModelForMaskedLM if masked_lm else AutoModel
+    model = loader.from_pretrained(path, trust_remote_code=remote)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=remote)
+    stats = {"params_total": count_parameters(model)["params_total"], "trimmed": False}
+    if spec["trim_vocabulary"]:
+        from medistill.trim import trim_vocabulary
+
+        model, tokenizer, trim_stats = trim_vocabulary(
+            model, tokenizer, _texts(corpus_paths, task_paths)
+        )
+        stats = trim_stats | {"params_total": trim_stats["params_after"], "trimmed": True}
+    model.config.medistill_teacher = {
+        "name": teacher,
+        "source": spec["source"],
+        "licence": spec["licence"],
+    }
+    save_pretrained_atomic(model, tokenizer, out_dir)
+    write_json(stats, Path(out_dir) / "prepare_stats.json")
+    log_run(
+        config,
+        f"prepare/{teacher}",
+        params={"teacher": spec},
+        metrics={k: v for k, v in stats.items() if isinstance(v, int | float)},
+        tags={"stage": "prepare", "teacher": teacher, "licence": spec["licence"]},
+    )
+    return stats
+
+
+def load_teacher_for_task(base_dir: Path, labels: list[str], config: dict):
+    """The prepared teacher with a fresh token-classification head for `labels`."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    path = fetch_teacher(source, config["allow_network"])
     remote = config["trust_remote_code"]
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=remote)
+    tokenizer = AutoTokenizer.from_pretrained(base_dir, trust_remote_code=remote)
     model = AutoModelForTokenClassification.from_pretrained(
-        path,
+        base_dir,
         num_labels=len(labels),
         id2label=dict(enumerate(labels)),
         label2id={label: i for i, label in enumerate(labels)},
@@ -96,19 +144,26 @@ def load_teacher_for_task(source: str, labels: list[str], config: dict):
 
 
 def finetune_teacher(
-    config: dict, teacher: str, task: str, task_dir: Path, out_dir: Path, checkpoint: Path
+    config: dict,
+    teacher: str,
+    task: str,
+    base_dir: Path,
+    task_dir: Path,
+    out_dir: Path,
+    checkpoint: Path,
 ) -> dict:
-    """Fine-tune a pretrained teacher on the task's train split; save it with its tokenizer."""
+    """Fine-tune the prepared teacher on the task's train split; save it with its tokenizer."""
     from medistill.config import config_hash
     from medistill.corpus import read_jsonl
     from medistill.distill import build_examples, choose_device, train
     from medistill.io import read_json, save_pretrained_atomic, write_json
+    from medistill.losses import TaskObjective
     from medistill.tracking import log_run
 
     spec = config["teachers"][teacher]
     recipe = spec["finetune"]
     labels = read_json(Path(task_dir) / "labels.json")
-    model, tokenizer = load_teacher_for_task(spec["source"], labels, config)
+    model, tokenizer = load_teacher_for_task(base_dir, labels, config)
     sentences = read_jsonl(Path(task_dir) / "train.jsonl")
     examples = build_examples(tokenizer, sentences, labels, config["max_length"])
     history = train(
@@ -120,7 +175,7 @@ def finetune_teacher(
         device=choose_device(config["device"]),
         checkpoint=Path(checkpoint),
         fingerprint=config_hash({"source": spec["source"], "recipe": recipe, "n": len(examples)}),
-        loss_weights={"temperature": 1.0, "kl_weight": 0.0, "ce_weight": 1.0},
+        objective=TaskObjective(temperature=1.0, kl_weight=0.0, ce_weight=1.0),
         desc=f"fine-tuning {teacher} on {task}",
     )
     model.config.medistill_teacher = {

@@ -5,7 +5,7 @@ rule cache_teacher_logits:
         teacher=teacher_model,
         docs="results/corpus/{corpus}/augmented.jsonl",
     output:
-        "results/cache/{teacher}/{corpus}/manifest.json",
+        "results/cache/{teacher}/{corpus}/task/manifest.json",
     log:
         "results/logs/cache_teacher_logits/{teacher}/{corpus}.log",
     conda:
@@ -15,3 +15,22 @@ rule cache_teacher_logits:
         **rule_resources("gpu_rules"),
     script:
         "../scripts/cache_teacher_logits.py"
+
+
+# The pretrained (not fine-tuned) teacher's masked-LM top-k logits and hidden states, for the
+# general distillation stage.
+rule cache_general:
+    input:
+        teacher="results/teachers/{teacher}/base",
+        docs="results/corpus/{corpus}/augmented.jsonl",
+    output:
+        "results/cache/{teacher}/{corpus}/general/manifest.json",
+    log:
+        "results/logs/cache_general/{teacher}/{corpus}.log",
+    conda:
+        "../../envs/medistill.yaml"
+    threads: rule_threads("gpu_rules")
+    resources:
+        **rule_resources("gpu_rules"),
+    script:
+        "../scripts/cache_general.py"

@@ -1,4 +1,5 @@
 # Config validation (before any job) and the input functions shared by the rule files.
+import re
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -26,8 +27,36 @@ wildcard_constraints:
     task="[^/]+",
 
 
+# Sizes trained by distill_student and sizes compressed from another size, as wildcard
+# patterns that keep the two rules apart ("(?!)" matches nothing when a list is empty).
+def _names_pattern(names):
+    return "|".join(map(re.escape, names)) or "(?!)"
+
+
+TRAINED_SIZES = _names_pattern(n for n, s in config["sizes"].items() if "layers" in s)
+COMPRESSED_SIZES = _names_pattern(n for n, s in config["sizes"].items() if "compress" in s)
+
+
 def teacher_model(wildcards):
     return f"results/teachers/{wildcards.teacher}/{TASK}/model"
+
+
+def distill_inputs(wildcards):
+    """The caches a size's mode reads: task logits, the general cache, or both."""
+    mode = config["sizes"][wildcards.size]["mode"]
+    folder = f"results/cache/{wildcards.teacher}/{wildcards.corpus}"
+    inputs = {}
+    if mode != "general":
+        inputs["cache"] = f"{folder}/task/manifest.json"
+    if mode != "task":
+        inputs["general_cache"] = f"{folder}/general/manifest.json"
+        inputs["base"] = f"results/teachers/{wildcards.teacher}/base"
+    return inputs
+
+
+def compressed_from(wildcards):
+    source = config["sizes"][wildcards.size]["from"]
+    return f"results/students/{wildcards.teacher}/{wildcards.corpus}/{source}/model"
 
 
 def task_test_files(wildcards):

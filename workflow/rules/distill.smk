@@ -1,12 +1,18 @@
+# The checkpoints sit outside the declared output (see finetune_teacher). Sizes with `layers`
+# are trained here; sizes with `compress` are made from a trained size by compress_student.
 rule distill_student:
     input:
+        unpack(distill_inputs),
         teacher=teacher_model,
         docs="results/corpus/{corpus}/augmented.jsonl",
-        cache="results/cache/{teacher}/{corpus}/manifest.json",
+        train=f"results/tasks/{TASK}/train.jsonl",
+        labels=f"results/tasks/{TASK}/labels.json",
     output:
         directory("results/students/{teacher}/{corpus}/{size}/model"),
     log:
         "results/logs/distill_student/{teacher}/{corpus}/{size}.log",
+    wildcard_constraints:
+        size=TRAINED_SIZES,
     conda:
         "../../envs/medistill.yaml"
     threads: rule_threads("gpu_rules")
@@ -16,3 +22,24 @@ rule distill_student:
         checkpoint="results/checkpoints/students/{teacher}/{corpus}/{size}.pt",
     script:
         "../scripts/distill_student.py"
+
+
+# Post-training compression (int8 dynamic quantisation, ONNX export) of a trained student.
+rule compress_student:
+    input:
+        compressed_from,
+    output:
+        directory("results/students/{teacher}/{corpus}/{size}/model"),
+    log:
+        "results/logs/compress_student/{teacher}/{corpus}/{size}.log",
+    wildcard_constraints:
+        size=COMPRESSED_SIZES,
+    conda:
+        "../../envs/medistill.yaml"
+    threads: rule_threads("cpu_rules")
+    resources:
+        **rule_resources("cpu_rules"),
+    params:
+        kind=lambda wildcards: config["sizes"][wildcards.size]["compress"],
+    script:
+        "../scripts/compress_student.py"

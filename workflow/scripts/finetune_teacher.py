@@ -8,6 +8,7 @@ finetune_teacher(
     snakemake.config,
     teacher=snakemake.wildcards.teacher,
     task=snakemake.wildcards.task,
+    base_dir=snakemake.input.base,
     task_dir=Path(snakemake.input.train).parent,
     out_dir=snakemake.output[0],
     checkpoint=snakemake.params.checkpoint,

@@ -1,0 +1,15 @@
+from medistill.cache import cache_general
+from medistill.runtime import prepare_job
+
+prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)
+general = snakemake.config["distill"]["general"]
+cache_general(
+    snakemake.config,
+    teacher=snakemake.wildcards.teacher,
+    teacher_dir=snakemake.input.teacher,
+    corpus_path=snakemake.input.docs,
+    manifest_path=snakemake.output[0],
+    k=general["k"],
+    mask_rate=general["mask_rate"],
+    hidden_layers=general["hidden_layers"],
+)
