@@ -30,9 +30,43 @@ def test_zero_layers_is_rejected(default_config):
 
 def test_more_layers_than_the_teacher_is_rejected(default_config):
     default_config["sizes"]["L3"]["layers"] = 7
+    default_config["sweep"]["teachers"] = ["minilm-l6"]
     with pytest.raises(
-        ConfigError, match=r"sizes\.L3\.layers is 7 but teacher 'minilm-l6' has only 6"
+        ConfigError, match=r"sizes\.L3 with teacher 'minilm-l6': `layers` 7 is more than the teac"
     ):
+        validate_config(default_config)
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [
+        ({"layers": 2, "hidden_size": 192, "heads": 5}, "not divisible by `heads` 5"),
+        ({"layers": 2, "hidden_size": 192}, "init"),  # a narrower copy of teacher layers
+        ({"layers": 2, "layer_selection": [0, 9]}, "layer_selection"),
+        ({"layers": 2, "hidden_size": 768, "init": "svd"}, "hidden_size"),
+    ],
+)
+def test_impossible_student_specs_are_rejected(default_config, size, expected):
+    default_config["sizes"]["L2"] = size
+    default_config["sweep"]["teachers"] = ["minilm-l6"]
+    with pytest.raises(ConfigError, match=r"sizes\.L2 with teacher 'minilm-l6': .*" + expected):
+        validate_config(default_config)
+
+
+def test_compressed_size_needs_a_trained_source(default_config):
+    default_config["sizes"]["L2-int8"]["from"] = "L2-narrow-int8"
+    with pytest.raises(ConfigError, match=r"sizes\.L2-int8\.from is 'L2-narrow-int8'"):
+        validate_config(default_config)
+    default_config["sizes"]["L2-int8"] = {"from": "L2", "compress": "int8", "layers": 2}
+    with pytest.raises(ConfigError, match=r"sizes\.L2-int8"):
+        validate_config(default_config)
+
+
+def test_general_mode_needs_something_to_distil(default_config):
+    default_config["sizes"]["L2"]["mode"] = "general"
+    default_config["distill"]["general"] = {"hidden_layers": []}
+    default_config["sweep"]["teachers"] = ["minilm-l6"]
+    with pytest.raises(ConfigError, match=r"no masked-LM head"):
         validate_config(default_config)
 
 

@@ -34,7 +34,9 @@ def _names_pattern(names):
 
 
 TRAINED_SIZES = _names_pattern(n for n, s in config["sizes"].items() if "layers" in s)
-COMPRESSED_SIZES = _names_pattern(n for n, s in config["sizes"].items() if "compress" in s)
+COMPRESSED_SIZES = _names_pattern(
+    n for n, s in config["sizes"].items() if "compress" in s
+)
 
 
 def teacher_model(wildcards):

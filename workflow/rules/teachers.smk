@@ -2,8 +2,12 @@
 # config asks, trimmed to the vocabulary of the corpora and the task's train/dev text.
 rule prepare_teacher:
     input:
-        corpora=expand("results/corpus/{corpus}/augmented.jsonl", corpus=SWEEP["corpora"]),
-        task=expand("results/tasks/{task}/{split}.jsonl", task=TASK, split=["train", "dev"]),
+        corpora=expand(
+            "results/corpus/{corpus}/augmented.jsonl", corpus=SWEEP["corpora"]
+        ),
+        task=expand(
+            "results/tasks/{task}/{split}.jsonl", task=TASK, split=["train", "dev"]
+        ),
     output:
         directory("results/teachers/{teacher}/base"),
     log:
