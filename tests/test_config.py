@@ -104,3 +104,37 @@ def test_flatten_and_hash_are_stable():
     assert flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a.b": 1, "a.c.d": 2, "e": 3}
     assert config_hash({"x": 1, "y": 2}) == config_hash({"y": 2, "x": 1})
     assert config_hash({"x": 1}) != config_hash({"x": 2})
+
+
+def _with_mix(config, **mix):
+    config["teachers"]["mix"] = {"mix": {"minilm-l6": 1.0, "e5-small": 1.0}, "init": "minilm-l6"}
+    config["teachers"]["mix"].update(mix)
+    config["sweep"]["teachers"] = ["mix"]
+    return config
+
+
+def test_a_mix_is_a_teacher_of_the_grid(default_config):
+    config = validate_config(_with_mix(default_config))
+    assert config["teachers"]["mix"]["licence"] == "Apache-2.0 AND MIT"
+    assert config["teachers"]["mix"]["task"] == "ner-synth"
+
+
+@pytest.mark.parametrize(
+    ("mix", "expected"),
+    [
+        ({"mix": {"minilm-l6": 1.0, "nobody": 1.0}}, r"teachers\.mix\.mix names 'nobody'"),
+        ({"init": "e5-base"}, r"teachers\.mix\.init is 'e5-base'"),
+    ],
+)
+def test_bad_mixes_are_rejected(default_config, mix, expected):
+    with pytest.raises(ConfigError, match=expected):
+        validate_config(_with_mix(default_config, **mix))
+
+
+def test_a_mix_over_different_label_sets_is_rejected(default_config):
+    default_config["tasks"]["e3c"] = {
+        "files": {"format": "iob2", "path": "/data/e3c", "labels": ["CLINENTITY"]}
+    }
+    default_config["teachers"]["e5-small"]["task"] = "e3c"
+    with pytest.raises(ConfigError, match=r"member 'e5-small' is fine-tuned on task 'e3c'"):
+        validate_config(_with_mix(default_config))

@@ -177,3 +177,17 @@ def test_gold_tags_of_another_task_are_dropped():
     stripped = gold_within(other + SENTENCES, LABELS, "c")
     assert all("tags" not in s for s in stripped)
     assert [s["words"] for s in stripped] == [s["words"] for s in other + SENTENCES]
+
+
+def test_mixed_teachers_average_their_distributions():
+    from medistill.distill import mix_teacher_logits
+
+    rng = np.random.default_rng(0)
+    a = [rng.normal(size=(4, 5)).astype(np.float32), rng.normal(size=(2, 5)).astype(np.float32)]
+    b = [rng.normal(size=(4, 5)).astype(np.float32), rng.normal(size=(2, 5)).astype(np.float32)]
+    mixed = mix_teacher_logits([a, b], [3.0, 1.0], temperature=2.0)
+    for x, y, m in zip(a, b, mixed, strict=True):
+        expected = 0.75 * torch.softmax(torch.from_numpy(x) / 2, -1) + 0.25 * torch.softmax(
+            torch.from_numpy(y) / 2, -1
+        )
+        assert torch.allclose(torch.softmax(torch.from_numpy(m) / 2, -1), expected, atol=1e-6)

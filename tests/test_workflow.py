@@ -48,6 +48,23 @@ def test_dry_run_on_default_config_lists_every_stage(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_student_grid_config_plans_every_shape_and_the_mix(tmp_path):
+    grid = str(ROOT / "config" / "students-grid.yaml")
+    run = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", grid)
+    assert run.returncode == 0, run.stderr
+    for rule in ("prepare_teacher", "cache_general", "compress_student", "distill_student"):
+        assert f"rule {rule}:" in run.stdout or f"localrule {rule}:" in run.stdout
+    # The mix's student reads both members' task caches and starts from its init teacher.
+    mix_job = next(
+        block
+        for block in run.stdout.split("\n\n")
+        if "output: results/students/e5-minilm/synth/L2/model" in block
+    )
+    assert "results/cache/e5-small/synth/task/manifest.json" in mix_job
+    assert "results/cache/minilm-l6/synth/task/manifest.json" in mix_job
+    assert "results/teachers/e5-small/ner-synth/model" in mix_job
+
+
 def test_lint_is_clean(tmp_path):
     run = snakemake(tmp_path, "--lint")
     assert run.returncode == 0, run.stdout + run.stderr

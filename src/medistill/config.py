@@ -125,10 +125,40 @@ def with_defaults(config: dict) -> dict:
             size.setdefault("layer_selection", "uniform")
             size.setdefault("init", "teacher")
             size.setdefault("mode", "task")
-    for teacher in merged["teachers"].values():
-        teacher.setdefault("trim_vocabulary", False)
-        teacher["finetune"] = _merge(merged["finetune"], teacher.get("finetune", {}))
+    teachers = merged["teachers"]
+    for teacher in teachers.values():
+        if "mix" not in teacher:
+            teacher.setdefault("trim_vocabulary", False)
+            teacher.setdefault("task", merged["sweep"]["task"])
+            teacher["finetune"] = _merge(merged["finetune"], teacher.get("finetune", {}))
+    for teacher in teachers.values():
+        if "mix" in teacher:  # a mix carries its members' licences, for tags and the report
+            licences = sorted({teachers[m]["licence"] for m in teacher["mix"] if m in teachers})
+            teacher["licence"] = " AND ".join(licences)
+            teacher["task"] = teachers.get(teacher["init"], {}).get("task")
     return merged
+
+
+def teachers_used(config: dict) -> list[str]:
+    """The teachers (not mixes) the sweep runs: swept ones and the members of swept mixes."""
+    used = []
+    for name in config["sweep"]["teachers"]:
+        for member in config["teachers"][name].get("mix", [name]):
+            if member not in used:
+                used.append(member)
+    return used
+
+
+def _label_set(config: dict, task: str) -> tuple:
+    """What the config says of a task's labels: its entity types where declared, else its name."""
+    spec = config["tasks"][task]
+    if "synthetic" in spec:
+        from medistill.tasks import LABELS
+
+        return ("types", tuple(sorted(LABELS)))
+    if spec["files"].get("labels"):
+        return ("types", tuple(sorted(spec["files"]["labels"])))
+    return ("task", task)
 
 
 def _check_references(config: dict, where: str) -> None:
@@ -146,6 +176,26 @@ def _check_references(config: dict, where: str) -> None:
             raise ConfigError(
                 f"{where}: sizes.{name}.from is '{source}', which is not a trained size (one "
                 "with `layers`) defined under 'sizes'; name a trained size"
+            )
+    for name, teacher in config["teachers"].items():
+        if "mix" not in teacher:
+            continue
+        for member in teacher["mix"]:
+            if "source" not in config["teachers"].get(member, {}):
+                raise ConfigError(
+                    f"{where}: teachers.{name}.mix names '{member}', which is not a teacher with "
+                    "a source under 'teachers' (mixes cannot nest); define it or fix the name"
+                )
+        if teacher["init"] not in teacher["mix"]:
+            raise ConfigError(
+                f"{where}: teachers.{name}.init is '{teacher['init']}', which is not one of its "
+                f"mix's members ({', '.join(teacher['mix'])}); name a member"
+            )
+    for name, teacher in config["teachers"].items():
+        task = teacher.get("task")
+        if task is not None and task not in config["tasks"]:
+            raise ConfigError(
+                f"{where}: teachers.{name}.task is '{task}', which is not defined under 'tasks'"
             )
     if sweep["task"] not in config["tasks"]:
         raise ConfigError(
@@ -169,14 +219,34 @@ def _check_teachers(config: dict, where: str) -> None:
     from medistill.students import validate_student_spec
     from medistill.teachers import TeacherSourceError, resolve_teacher
 
-    for name in config["sweep"]["teachers"]:
+    sweep = config["sweep"]
+    for name in sweep["teachers"]:
+        teacher = config["teachers"][name]
+        if "mix" not in teacher and teacher["task"] != sweep["task"]:
+            raise ConfigError(
+                f"{where}: teachers.{name}.task is '{teacher['task']}' but the sweep evaluates "
+                f"on '{sweep['task']}'; a teacher of another task can only join a mix"
+            )
+        if "mix" in teacher:
+            wanted = _label_set(config, sweep["task"])
+            for member in teacher["mix"]:
+                if _label_set(config, config["teachers"][member]["task"]) != wanted:
+                    raise ConfigError(
+                        f"{where}: teachers.{name}.mix: member '{member}' is fine-tuned on task "
+                        f"'{config['teachers'][member]['task']}', whose labels differ from "
+                        f"those of '{sweep['task']}'; a mix averages label distributions, so "
+                        "its members must share one label set"
+                    )
+    # Shapes are checked against the teachers students are cut from: swept ones, mixes' init.
+    shaped = {config["teachers"][n].get("init", n) for n in sweep["teachers"]}
+    for name in teachers_used(config):
         teacher = config["teachers"][name]
         _check_licence(name, teacher["licence"], config, where)
         try:
             path = resolve_teacher(teacher["source"], allow_network=config["allow_network"])
         except TeacherSourceError as error:
             raise ConfigError(f"{where}: teachers.{name}.source: {error}") from None
-        if path is None:  # a hub model fetched at run time: its shape is only known then
+        if path is None or name not in shaped:  # a hub model's shape is only known at run time
             continue
         teacher_config = json.loads((path / "config.json").read_text())
         swept = config["sweep"]["sizes"]

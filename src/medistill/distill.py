@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
@@ -238,6 +239,53 @@ def _general_stage(
     return folder
 
 
+def mix_teacher_logits(per_teacher: list[list[np.ndarray]], weights, temperature: float):
+    """Pseudo-logits whose softmax at `temperature` is the weighted mean of the teachers'.
+
+    Word-level distributions are averaged (not logits), then turned back into logits, T log p,
+    so the single-teacher loss applies unchanged: softmax(T log p / T) = p.
+    """
+    total = sum(weights)
+    mixed = []
+    for arrays in zip(*per_teacher, strict=True):
+        probs = sum(
+            w / total * torch.softmax(torch.from_numpy(a) / temperature, dim=-1)
+            for w, a in zip(weights, arrays, strict=True)
+        )
+        mixed.append((temperature * probs.clamp_min(1e-12).log()).numpy())
+    return mixed
+
+
+def _teacher_logits(config, teacher, manifest_paths, sentences, tokenizer):
+    """The cached word logits of a teacher, or the mix of its members' caches.
+
+    Word-level logits do not depend on the tokenizer, so a mix's members may each have their
+    own; only the student's (the init teacher's) is checked against its own cache.
+    """
+    from medistill.cache import load_cache
+
+    spec = config["teachers"][teacher]
+    members = list(spec.get("mix", [teacher]))
+    init = spec.get("init", teacher)
+    loaded = [
+        load_cache(path, sentences, tokenizer=tokenizer if member == init else None)
+        for member, path in zip(members, map(Path, manifest_paths), strict=True)
+    ]
+    labels = {tuple(manifest["labels"]) for manifest, _ in loaded}
+    if len(labels) > 1:
+        raise ValueError(
+            f"teachers.{teacher}: the caches of {', '.join(members)} have different label sets "
+            f"({sorted(labels)}); a mix needs teachers fine-tuned on one task"
+        )
+    if len(members) == 1:
+        return loaded[0]
+    weights = [spec["mix"][m] for m in members]
+    per_teacher = [logits for _, logits in loaded]
+    mixed = mix_teacher_logits(per_teacher, weights, config["distill"]["temperature"])
+    manifest = loaded[0][0] | {"shards": [m["shards"] for m, _ in loaded], "mix": spec["mix"]}
+    return manifest, mixed
+
+
 def distill_student(
     config: dict,
     *,
@@ -248,7 +296,7 @@ def distill_student(
     base_dir: Path,
     corpus_path: Path,
     task_dir: Path,
-    manifest_path: Path,
+    manifest_paths: list[Path],
     general_manifest: Path | None,
     out_dir: Path,
     checkpoint: Path,
@@ -263,7 +311,6 @@ def distill_student(
     """
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    from medistill.cache import load_cache
     from medistill.config import config_hash
     from medistill.corpus import read_jsonl
     from medistill.io import read_json, save_pretrained_atomic, write_json
@@ -311,10 +358,10 @@ def distill_student(
         objective = TaskObjective(temperature=1.0, kl_weight=0.0, ce_weight=1.0)
         cache_shards = None
     else:
-        manifest, logits = load_cache(manifest_path, sentences, tokenizer=tokenizer)
+        manifest, logits = _teacher_logits(config, teacher, manifest_paths, sentences, tokenizer)
         if manifest["labels"] != labels:
             raise ValueError(
-                f"{manifest_path}: cached labels {manifest['labels']} differ from the "
+                f"{manifest_paths[0]}: cached labels {manifest['labels']} differ from the "
                 f"task's {labels}; delete the cache and rerun"
             )
         sentences = gold_within(sentences, labels, corpus)

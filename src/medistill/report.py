@@ -115,7 +115,8 @@ def add_relative_columns(df: pd.DataFrame) -> pd.DataFrame:
     """Add ``f1_retention`` and ``speedup`` against the teacher of the same teacher and task.
 
     Absolute F1 differs a lot between tasks; ratios to the teacher make students comparable.
-    Rows whose teacher was not evaluated get NaN rather than a misleading number.
+    A multi-teacher student is compared with its `reference_teacher` (the mix's `init`, whose
+    weights it starts from). Rows whose teacher was not evaluated get NaN, not a misleading number.
     """
     teachers = df[df["role"] == "teacher"]
     duplicated = teachers.duplicated(["teacher", "task"])
@@ -123,7 +124,12 @@ def add_relative_columns(df: pd.DataFrame) -> pd.DataFrame:
         pairs = teachers.loc[duplicated, ["teacher", "task"]].to_records(index=False).tolist()
         raise ValueError(f"several teacher rows for (teacher, task) {pairs}")
     reference = teachers.set_index(["teacher", "task"])
-    keys = pd.MultiIndex.from_frame(df[["teacher", "task"]])
+    reference_teacher = (
+        df["reference_teacher"].fillna(df["teacher"])
+        if "reference_teacher" in df
+        else df["teacher"]
+    )
+    keys = pd.MultiIndex.from_arrays([reference_teacher, df["task"]])
     teacher_f1 = reference["f1"].reindex(keys).to_numpy(dtype=float)
     teacher_latency = reference["latency_ms_b1"].reindex(keys).to_numpy(dtype=float)
 

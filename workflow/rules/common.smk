@@ -39,20 +39,33 @@ COMPRESSED_SIZES = _names_pattern(
 )
 
 
+def fine_tuned(teacher):
+    spec = config["teachers"][teacher]
+    return f"results/teachers/{teacher}/{spec['task']}/model"
+
+
+def init_teacher(teacher):
+    """The teacher whose weights and tokenizer a student starts from (a mix's `init`)."""
+    return config["teachers"][teacher].get("init", teacher)
+
+
 def teacher_model(wildcards):
-    return f"results/teachers/{wildcards.teacher}/{TASK}/model"
+    return fine_tuned(init_teacher(wildcards.teacher))
 
 
 def distill_inputs(wildcards):
     """The caches a size's mode reads: task logits, the general cache, or both."""
     mode = config["sizes"][wildcards.size]["mode"]
-    folder = f"results/cache/{wildcards.teacher}/{wildcards.corpus}"
+    members = config["teachers"][wildcards.teacher].get("mix", [wildcards.teacher])
+    init = init_teacher(wildcards.teacher)
     inputs = {}
     if mode != "general":
-        inputs["cache"] = f"{folder}/task/manifest.json"
-    if mode != "task":
-        inputs["general_cache"] = f"{folder}/general/manifest.json"
-        inputs["base"] = f"results/teachers/{wildcards.teacher}/base"
+        inputs["cache"] = [
+            f"results/cache/{m}/{wildcards.corpus}/task/manifest.json" for m in members
+        ]
+    if mode != "task":  # the general stage learns from the init teacher alone
+        inputs["general_cache"] = f"results/cache/{init}/{wildcards.corpus}/general/manifest.json"
+        inputs["base"] = f"results/teachers/{init}/base"
     return inputs
 
 
@@ -70,7 +83,8 @@ def task_test_files(wildcards):
 
 
 def evaluation_files(wildcards):
-    teachers = [f"results/eval/{t}/teacher/{TASK}.json" for t in SWEEP["teachers"]]
+    references = dict.fromkeys(init_teacher(t) for t in SWEEP["teachers"])
+    teachers = [f"results/eval/{t}/teacher/{TASK}.json" for t in references]
     students = expand(
         "results/eval/{teacher}/{corpus}/{size}/{task}.json",
         teacher=SWEEP["teachers"],

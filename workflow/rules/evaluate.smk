@@ -15,6 +15,7 @@ rule evaluate_student:
         **rule_resources("eval_rules"),
     params:
         role="student",
+        reference=lambda wildcards: init_teacher(wildcards.teacher),
     script:
         "../scripts/evaluate.py"
 
@@ -34,5 +35,6 @@ rule evaluate_teacher:
         **rule_resources("eval_rules"),
     params:
         role="teacher",
+        reference=lambda wildcards: wildcards.teacher,
     script:
         "../scripts/evaluate.py"

@@ -1,6 +1,6 @@
 # The trained models: their saved loss histories make the training-curve plot.
 TRAINED_MODELS = [
-    f"results/teachers/{t}/{TASK}/model" for t in SWEEP["teachers"]
+    fine_tuned(t) for t in dict.fromkeys(init_teacher(t) for t in SWEEP["teachers"])
 ] + expand(
     "results/students/{teacher}/{corpus}/{size}/model",
     teacher=SWEEP["teachers"],

@@ -13,7 +13,7 @@ distill_student(
     base_dir=snakemake.input.get("base"),
     corpus_path=snakemake.input.docs,
     task_dir=Path(snakemake.input.labels).parent,
-    manifest_path=snakemake.input.get("cache"),
+    manifest_paths=snakemake.input.get("cache", []),
     general_manifest=snakemake.input.get("general_cache"),
     out_dir=snakemake.output[0],
     checkpoint=snakemake.params.checkpoint,

@@ -19,6 +19,7 @@ result = evaluate_to_json(
         "size": wildcards.size if student else "teacher",
         "task": wildcards.task,
         "role": snakemake.params.role,
+        "reference_teacher": snakemake.params.reference,
     },
 )
 # The model card needs the scores, so it is written here, into the model folder (Snakemake
