@@ -191,3 +191,40 @@ def test_mixed_teachers_average_their_distributions():
             torch.from_numpy(y) / 2, -1
         )
         assert torch.allclose(torch.softmax(torch.from_numpy(m) / 2, -1), expected, atol=1e-6)
+
+
+def test_a_mix_reads_each_members_cache_and_rejects_other_labels(tiny_bert, tmp_path):
+    from medistill.distill import _teacher_logits
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    args = {"shard_size": 8, "max_length": 64, "batch_size": 4, "device": "cpu"}
+    manifests = {}
+    for seed, name, labels in ((0, "a", LABELS), (1, "b", LABELS), (2, "c", LABELS[:3])):
+        torch.manual_seed(seed)
+        model = AutoModelForTokenClassification.from_pretrained(
+            tiny_bert, num_labels=len(labels), id2label=dict(enumerate(labels))
+        )
+        build_cache(
+            model, tokenizer, SENTENCES, tmp_path / name, teacher=name, teacher_sha=name, **args
+        )
+        manifests[name] = tmp_path / name / "manifest.json"
+    config = {
+        "teachers": {
+            "ab": {"mix": {"a": 1.0, "b": 1.0}, "init": "a"},
+            "ac": {"mix": {"a": 1.0, "c": 1.0}, "init": "a"},
+        },
+        "distill": {"temperature": 2.0},
+    }
+    manifest, mixed = _teacher_logits(
+        config, "ab", [manifests["a"], manifests["b"]], SENTENCES, tokenizer
+    )
+    assert manifest["mix"] == {"a": 1.0, "b": 1.0} and len(mixed) == len(SENTENCES)
+    _, a = load_cache(manifests["a"], SENTENCES)
+    _, b = load_cache(manifests["b"], SENTENCES)
+    expected = (
+        torch.softmax(torch.from_numpy(a[0]) / 2, -1)
+        + torch.softmax(torch.from_numpy(b[0]) / 2, -1)
+    ) / 2
+    assert torch.allclose(torch.softmax(torch.from_numpy(mixed[0]) / 2, -1), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="different label sets"):
+        _teacher_logits(config, "ac", [manifests["a"], manifests["c"]], SENTENCES, tokenizer)
