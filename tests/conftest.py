@@ -16,12 +16,16 @@ SHARED_DATA = Path(os.environ.get("MEDISTILL_SHARED_DATA", ROOT.parent / "shared
 
 # The MLflow runs of one smoke sweep (config/smoke.yaml), besides its parent `sweep/<hash>`.
 SMOKE_RUNS = {
+    "prepare/minilm-l6",
     "finetune/minilm-l6/ner-synth",
     "distill/minilm-l6/synth/L1",
-    "distill/minilm-l6/synth/L2",
+    "distill/minilm-l6/synth/L2-narrow",
+    "distill/minilm-l6/synth/G1",
     "evaluate/minilm-l6/teacher/teacher/ner-synth",
     "evaluate/minilm-l6/synth/L1/ner-synth",
-    "evaluate/minilm-l6/synth/L2/ner-synth",
+    "evaluate/minilm-l6/synth/L2-narrow/ner-synth",
+    "evaluate/minilm-l6/synth/L1-int8/ner-synth",
+    "evaluate/minilm-l6/synth/G1/ner-synth",
     "report",
 }
 

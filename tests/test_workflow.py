@@ -94,7 +94,7 @@ def test_smoke_sweep_end_to_end(smoke_sweep):
     results = smoke_sweep / "results"
 
     table = pd.read_csv(results / "report" / "tradeoff.csv")
-    assert sorted(table["size"]) == ["L1", "L2", "teacher"]
+    assert sorted(table["size"]) == ["G1", "L1", "L1-int8", "L2-narrow", "teacher"]
     for column in (
         "teacher",
         "corpus",
@@ -112,14 +112,28 @@ def test_smoke_sweep_end_to_end(smoke_sweep):
     assert table["f1"].between(0, 1).all()
     teacher = table[table["role"] == "teacher"].iloc[0]
     students = table[table["role"] == "student"].set_index("size")
-    assert students.loc["L1", "params_non_embedding"] < students.loc["L2", "params_non_embedding"]
-    assert students.loc["L2", "params_non_embedding"] < teacher["params_non_embedding"]
+    narrow = students.loc["L2-narrow"]
+    assert narrow["params_non_embedding"] < students.loc["L1", "params_non_embedding"]
+    assert students.loc["L1", "params_non_embedding"] < teacher["params_non_embedding"]
+    assert narrow["student.hidden_size"] == 192 and narrow["student.init"] == "svd"
+    # int8: same parameters as its source, less disk
+    int8 = students.loc["L1-int8"]
+    assert int8["student.compression"] == "int8-dynamic"
+    assert int8["params_total"] == students.loc["L1", "params_total"]
+    assert int8["disk_mb"] < students.loc["L1", "disk_mb"]
+    for column in ("throughput_b32_tokens_s", "peak_rss_mb"):
+        assert (table[column] > 0).all(), column
     assert (results / "report" / "pareto_f1_params.png").read_bytes()[:4] == b"\x89PNG"
 
-    evaluation = json.loads((results / "eval/minilm-l6/synth/L2/ner-synth.json").read_text())
-    assert evaluation["student"]["teacher_layers_kept"] == [0, 5]
-    manifest = json.loads((results / "cache/minilm-l6/synth/manifest.json").read_text())
-    assert manifest["level"] == "word" and manifest["shape"][1] == 11
+    evaluation = json.loads((results / "eval/minilm-l6/synth/L1/ner-synth.json").read_text())
+    assert evaluation["student"]["teacher_layers_kept"] == [0]
+    manifest = json.loads((results / "cache/minilm-l6/synth/task/manifest.json").read_text())
+    assert manifest["kind"] == "task" and manifest["shape"][1] == 11
+    general = json.loads((results / "cache/minilm-l6/synth/general/manifest.json").read_text())
+    assert general["kind"] == "hidden" and general["hidden_layers"] == [6]
+    # The teacher was trimmed to the smoke corpus's vocabulary; its students inherit it.
+    trimmed = json.loads((results / "teachers/minilm-l6/base/prepare_stats.json").read_text())
+    assert trimmed["vocab_after"] < trimmed["vocab_before"] == 30522
 
     # The student folder opens with the stock Hugging Face pipeline.
     from transformers import pipeline

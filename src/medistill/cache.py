@@ -3,7 +3,7 @@
 Two kinds of cache, one folder each:
 
 * task (`build_cache`): a fine-tuned token classifier's label logits at each word's first
-  sub-token. Shard tensors: `logits` [words, labels] float16, `word_counts` [sentences] int32.
+  sub-token. Shard tensors: `logits` [words, labels] float16 (word counts come from the corpus).
 * general (`build_general_cache`), for distilling an encoder without task labels:
   - `mlm`: a masked-LM teacher's top-k logits at masked positions. Shard tensors:
     `token_counts` [sentences] int32 (sub-tokens of each sequence), `mask_counts` [sentences]
@@ -245,10 +245,9 @@ def build_cache(
         logits = word_logits(
             model, tokenizer, sentences[start:stop], max_length, batch_size, device
         )
-        return {
-            "logits": np.concatenate(logits).astype(DTYPE),
-            "word_counts": np.array([len(x) for x in logits], dtype=np.int32),
-        }
+        # Only the logits: each sentence's word count comes from the corpus the reader holds
+        # (checked by corpus_hash), so the cache costs 2 bytes per label per word.
+        return {"logits": np.concatenate(logits).astype(DTYPE)}
 
     key = _shard_key(kind="task", shard_size=shard_size, **identity)
     shards, total_bytes = _write_shards(
@@ -283,10 +282,15 @@ def load_cache(
     check_manifest(manifest, manifest_path, sentences, tokenizer, teacher_sha)
     per_sentence = []
     for shard in manifest["shards"]:
-        arrays = _load_shard(manifest_path, shard)
-        bounds = np.cumsum(np.concatenate([[0], arrays["word_counts"]]))
-        logits = arrays["logits"].astype(np.float32)
-        per_sentence.extend(logits[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True))
+        logits = _load_shard(manifest_path, shard)["logits"].astype(np.float32)
+        chunk = sentences[shard["first_sentence"] : shard["first_sentence"] + shard["sentences"]]
+        counts = [len(sentence["words"]) for sentence in chunk]
+        if sum(counts) != len(logits):
+            raise ValueError(
+                f"{manifest_path.parent / shard['file']}: {len(logits)} cached words, the "
+                f"corpus has {sum(counts)}; delete the cache folder and rerun"
+            )
+        per_sentence.extend(_split(logits, np.array(counts)))
     return manifest, per_sentence
 
 

@@ -148,7 +148,7 @@ def run_record(
     digest = config_hash(config)
     tags = {k: str(v) for k, v in tags.items()}
     tags.setdefault("task", config["sweep"]["task"])
-    if tags.get("stage") == "finetune":
+    if tags.get("stage") in ("prepare", "finetune"):  # teacher steps: no corpus, no size
         tags.setdefault("corpus", "teacher")
         tags.setdefault("size", "teacher")
     tags |= _licence_tags(config, tags)
