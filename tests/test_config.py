@@ -29,10 +29,10 @@ def test_zero_layers_is_rejected(default_config):
 
 
 def test_more_layers_than_the_teacher_is_rejected(default_config):
-    default_config["sizes"]["L3"]["layers"] = 7
+    default_config["sizes"]["L2"]["layers"] = 7
     default_config["sweep"]["teachers"] = ["minilm-l6"]
     with pytest.raises(
-        ConfigError, match=r"sizes\.L3 with teacher 'minilm-l6': `layers` 7 is more than the teac"
+        ConfigError, match=r"sizes\.L2 with teacher 'minilm-l6': `layers` 7 is more than the teac"
     ):
         validate_config(default_config)
 

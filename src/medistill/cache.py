@@ -540,10 +540,10 @@ def cache_general(
     from medistill.corpus import read_jsonl
     from medistill.distill import choose_device
     from medistill.tasks import documents_to_sentences
+    from medistill.teachers import has_masked_lm_head
 
     remote = config["trust_remote_code"]
-    architectures = read_json(Path(teacher_dir) / "config.json").get("architectures") or []
-    masked_lm = any(name.endswith("ForMaskedLM") for name in architectures)
+    masked_lm = has_masked_lm_head(read_json(Path(teacher_dir) / "config.json"))
     loader = AutoModelForMaskedLM if masked_lm else AutoModel
     model = loader.from_pretrained(teacher_dir, trust_remote_code=remote)
     tokenizer = AutoTokenizer.from_pretrained(teacher_dir, trust_remote_code=remote)

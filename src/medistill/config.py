@@ -217,7 +217,7 @@ def _check_licence(name: str, licence: str, config: dict, where: str) -> None:
 
 def _check_teachers(config: dict, where: str) -> None:
     from medistill.students import validate_student_spec
-    from medistill.teachers import TeacherSourceError, resolve_teacher
+    from medistill.teachers import TeacherSourceError, has_masked_lm_head, resolve_teacher
 
     sweep = config["sweep"]
     for name in sweep["teachers"]:
@@ -256,9 +256,7 @@ def _check_teachers(config: dict, where: str) -> None:
             for problem in validate_student_spec(spec, teacher_config):
                 raise ConfigError(f"{where}: sizes.{size} with teacher '{name}': {problem}")
             general = config["distill"]["general"]
-            masked_lm = any(
-                a.endswith("ForMaskedLM") for a in teacher_config.get("architectures") or ()
-            )
+            masked_lm = has_masked_lm_head(teacher_config)
             if spec["mode"] != "task" and not masked_lm and not general["hidden_layers"]:
                 raise ConfigError(
                     f"{where}: sizes.{size}.mode is '{spec['mode']}' but teacher '{name}' has "

@@ -317,6 +317,7 @@ def distill_student(
     from medistill.losses import TaskObjective
     from medistill.students import count_parameters, make_student
     from medistill.tasks import documents_to_sentences
+    from medistill.teachers import with_label_head
     from medistill.tracking import log_run
 
     remote = config["trust_remote_code"]
@@ -344,13 +345,7 @@ def distill_student(
             checkpoint.with_name(checkpoint.stem + "-general"),
         )
         general_history = read_json(folder / "training_history.json")
-        student = AutoModelForTokenClassification.from_pretrained(
-            folder,
-            num_labels=len(labels),
-            id2label=dict(enumerate(labels)),
-            label2id={label: i for i, label in enumerate(labels)},
-            trust_remote_code=remote,
-        )
+        student, _ = with_label_head(folder, labels, config)
     if mode == "general":  # the baseline recipe: gold tags only, no teacher logits
         examples = build_examples(
             tokenizer, read_jsonl(Path(task_dir) / "train.jsonl"), labels, config["max_length"]

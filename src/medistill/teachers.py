@@ -10,6 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def has_masked_lm_head(model_config: dict) -> bool:
+    """Whether a model folder's config.json describes a masked-LM model (general distillation)."""
+    return any(name.endswith("ForMaskedLM") for name in model_config.get("architectures") or ())
+
+
 class TeacherSourceError(ValueError):
     """A teacher source that cannot be resolved, with what to do about it."""
 
@@ -97,9 +102,8 @@ def prepare_teacher(
     spec = config["teachers"][teacher]
     remote = config["trust_remote_code"]
     path = fetch_teacher(spec["source"], config["allow_network"])
-    architectures = AutoConfig.from_pretrained(path, trust_remote_code=remote).architectures
-    masked_lm = any(name.endswith("ForMaskedLM") for name in architectures or ())
-    loader = AutoModelForMaskedLM if masked_lm else AutoModel
+    model_config = AutoConfig.from_pretrained(path, trust_remote_code=remote).to_dict()
+    loader = AutoModelForMaskedLM if has_masked_lm_head(model_config) else AutoModel
     model = loader.from_pretrained(path, trust_remote_code=remote)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=remote)
     stats = {"params_total": count_parameters(model)["params_total"], "trimmed": False}
@@ -127,8 +131,8 @@ def prepare_teacher(
     return stats
 
 
-def load_teacher_for_task(base_dir: Path, labels: list[str], config: dict):
-    """The prepared teacher with a fresh token-classification head for `labels`."""
+def with_label_head(base_dir: Path, labels: list[str], config: dict):
+    """A model folder's encoder with a fresh token-classification head for `labels`."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     remote = config["trust_remote_code"]
@@ -163,7 +167,7 @@ def finetune_teacher(
     spec = config["teachers"][teacher]
     recipe = spec["finetune"]
     labels = read_json(Path(task_dir) / "labels.json")
-    model, tokenizer = load_teacher_for_task(base_dir, labels, config)
+    model, tokenizer = with_label_head(base_dir, labels, config)
     sentences = read_jsonl(Path(task_dir) / "train.jsonl")
     examples = build_examples(tokenizer, sentences, labels, config["max_length"])
     history = train(
