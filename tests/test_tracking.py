@@ -319,10 +319,11 @@ def test_smoke_sweep_with_server_down_then_relog_then_live_server(tmp_path):
         relog = [sys.executable, "-m", "medistill.tracking", "relog", "--results", "results"]
         first = subprocess.run(relog, cwd=tmp_path, env=env, capture_output=True, text=True)
         assert first.returncode == 0, first.stderr[-3000:]
-        assert "7 run(s) logged, 0 already present" in first.stdout
+        assert f"{len(SMOKE_RUNS)} run(s) logged, 0 already present" in first.stdout
         ids = check_server(uri, results)
         again = subprocess.run(relog, cwd=tmp_path, env=env, capture_output=True, text=True)
-        assert "0 run(s) logged, 7 already present" in again.stdout, again.stdout + again.stderr
+        present = f"0 run(s) logged, {len(SMOKE_RUNS)} already present"
+        assert present in again.stdout, again.stdout + again.stderr
         assert check_server(uri, results) == ids
 
         # 3. The server is up: a rerun of one student logs straight to it, replacing its runs.
