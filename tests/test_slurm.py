@@ -310,7 +310,11 @@ def results_table(workdir: Path) -> pd.DataFrame:
     """The report's F1 and size columns (latency, and what derives from it, varies run to run)."""
     table = pd.read_csv(workdir / "results" / "report" / "tradeoff.csv")
     identity = ["teacher", "corpus", "size", "task", "role"]
-    metrics = [c for c in table.columns if ("f1" in c or "param" in c) and "latency" not in c]
+    metrics = [
+        c
+        for c in table.columns
+        if ("f1" in c or "param" in c) and "latency" not in c and not c.startswith("on_front")
+    ]  # Pareto flags depend on which models the table holds, not on the run
     return table[identity + metrics].sort_values(identity).reset_index(drop=True)
 
 
