@@ -21,11 +21,18 @@ SMOKE_RUNS = {
     "distill/minilm-l6/synth/L1",
     "distill/minilm-l6/synth/L2-narrow",
     "distill/minilm-l6/synth/G1",
+    "distill/minilm-l6/gold/L1",
+    "distill/minilm-l6/gold/L2-narrow",
+    "distill/minilm-l6/gold/G1",
     "evaluate/minilm-l6/teacher/teacher/ner-synth",
     "evaluate/minilm-l6/synth/L1/ner-synth",
     "evaluate/minilm-l6/synth/L2-narrow/ner-synth",
     "evaluate/minilm-l6/synth/L1-int8/ner-synth",
     "evaluate/minilm-l6/synth/G1/ner-synth",
+    "evaluate/minilm-l6/gold/L1/ner-synth",
+    "evaluate/minilm-l6/gold/L2-narrow/ner-synth",
+    "evaluate/minilm-l6/gold/L1-int8/ner-synth",
+    "evaluate/minilm-l6/gold/G1/ner-synth",
     "report",
 }
 

@@ -10,7 +10,7 @@ from medistill.compress import (
     model_disk_mb,
     save_int8,
 )
-from medistill.evaluate import evaluate_model, predict_tags
+from medistill.evaluate import efficiency, predict_tags, score_test_sets
 from medistill.students import count_parameters, make_student
 
 LABELS = ["O", "B-DISO", "I-DISO", "B-CHEM", "I-CHEM"]
@@ -94,7 +94,8 @@ def test_load_for_inference_serves_what_evaluation_asks(saved, kind):
         "latency_threads": 1,
     }
     gold = [{**s, "tags": ["O"] * len(s["words"])} for s in SENTENCES]
-    result = evaluate_model(model, tokenizer, {"clean": gold}, settings)
+    result = score_test_sets(model, tokenizer, {"clean": gold}, settings)
+    result |= efficiency(model, tokenizer, gold, settings)
     assert result["latency_ms_b1"] > 0 and 0 <= result["f1"] <= 1
 
 

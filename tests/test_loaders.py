@@ -11,6 +11,7 @@ from medistill.config import validate_config
 from medistill.loaders import (
     TaskDataError,
     apply_policy,
+    cut_sentences,
     load_task,
     read_brat,
     read_conll,
@@ -32,11 +33,18 @@ def test_e3c_iob2_layer1_sentence_counts():
     _need(E3C / "iob2" / "layer1")
     assert len(read_conll(E3C / "iob2" / "layer1" / "train.txt")) == 504
     assert len(read_conll(E3C / "iob2" / "layer1" / "test.txt")) == 605
-    task = load_task({"format": "iob2", "path": str(E3C / "iob2" / "layer1")}, max_words=64)
+    spec = {"format": "iob2", "path": str(E3C / "iob2" / "layer1")}
+    task = load_task(spec, max_words=1000)
     counts = task["counts"]
     assert counts["train"]["sentences"] + counts["dev"]["sentences"] == 504
     assert counts["dev"]["sentences"] > 0 and counts["test"]["sentences"] == 605
     assert task["labels"] == ["ety"]
+    cut = load_task(spec, max_words=64)  # 24 sentences are longer: cut, never truncated
+    for split in ("train", "dev", "test"):
+        words = [w for s in task["sentences"][split] for w in s["words"]]
+        assert [w for s in cut["sentences"][split] for w in s["words"]] == words
+        assert max(len(s["words"]) for s in cut["sentences"][split]) <= 64
+    assert cut["counts"]["test"]["sentences"] > 605
 
 
 def test_mantra_units_mentions_and_outermost_policy():
@@ -192,3 +200,162 @@ def test_config_with_files_task_validates_and_prepares(default_config, tmp_path)
     assert labels == ["O", "B-ANAT", "I-ANAT", "B-DISO", "I-DISO"]
     first = json.loads((out / "train.jsonl").read_text().splitlines()[0])
     assert first["tags"] == ["O", "B-DISO", "I-DISO", "B-ANAT", "O"]
+
+
+def test_cut_sentences_keeps_iob2():
+    sentence = {"id": "s", "words": list("abcde"), "tags": ["O", "B-X", "I-X", "I-X", "O"]}
+    assert cut_sentences([sentence], 5) == [sentence]
+    assert cut_sentences([sentence], 2) == [
+        {"id": "s-0", "words": ["a", "b"], "tags": ["O", "B-X"]},
+        {"id": "s-1", "words": ["c", "d"], "tags": ["B-X", "I-X"]},
+        {"id": "s-2", "words": ["e"], "tags": ["O"]},
+    ]
+
+
+def test_concatenate_nesting_joins_types_on_nested_brat(tmp_path):
+    _quaero(tmp_path)
+    spec = {"format": "brat", "path": str(tmp_path), "subcorpora": ["EMEA"]}
+    task = load_task({**spec, "nesting": "concatenate"}, max_words=64)
+    sentence = task["sentences"]["train"][0]
+    assert list(zip(sentence["words"], sentence["tags"], strict=True))[1:4] == [
+        ("cancer", "B-DISO"), ("du", "I-DISO"), ("poumon", "B-ANAT_DISO")
+    ]  # fmt: skip
+    policy, docs = task["counts"]["policy"], 6
+    assert policy["concatenated"] == 2 * docs and policy["joined_spans"] == docs
+    assert "nested_removed" not in policy
+    # the outer span is cut where the nested one starts; the nested one becomes ANAT_DISO
+    assert task["counts"]["mentions_after_policy"] == task["counts"]["mentions_before_policy"]
+    assert task["labels"] == ["ANAT_DISO", "CHEM", "DISO", "PROC"]
+    allowed = ["ANAT", "CHEM", "DISO", "PROC"]
+    configured = load_task({**spec, "nesting": "concatenate", "labels": allowed}, max_words=64)
+    assert configured["labels"] == ["ANAT", "ANAT_DISO", "CHEM", "DISO", "PROC"]
+    same_type = [
+        {"start": 0, "end": 10, "label": "DISO"},
+        {"start": 2, "end": 5, "label": "DISO"},
+        {"start": 8, "end": 14, "label": "ANAT"},
+    ]
+    kept, counts = apply_policy(same_type, nesting="concatenate")
+    assert kept == [
+        {"start": 0, "end": 8, "label": "DISO"},
+        {"start": 8, "end": 10, "label": "ANAT_DISO"},
+        {"start": 10, "end": 14, "label": "ANAT"},
+    ]
+    assert counts["nested_removed"] == 1 and counts["concatenated"] == 2
+
+
+HF_NAMES = ["O", "B-DISO", "I-DISO", "B-ANAT", "I-ANAT"]
+
+
+def _hf_copy(folder, splits=("train", "validation", "test"), n=10, columns=("tokens", "ner_tags")):
+    """A tiny `save_to_disk` copy shaped like DrBenchmark/QUAERO: ClassLabel tags, IOB1 here."""
+    datasets = pytest.importorskip("datasets")
+    features = datasets.Features(
+        {
+            columns[0]: datasets.List(datasets.Value("string")),
+            columns[1]: datasets.List(datasets.ClassLabel(names=HF_NAMES)),
+        }
+    )
+    rows = {
+        columns[0]: [["Un", "cancer", "du", "foie", f"n{i}"] for i in range(n)],
+        columns[1]: [[0, 2, 2, 4, 0]] * n,  # IOB1: I- opens an entity
+    }
+    data = datasets.DatasetDict(
+        {s: datasets.Dataset.from_dict(rows, features=features) for s in splits}
+    )
+    data.save_to_disk(str(folder))
+    return folder
+
+
+def test_huggingface_local_copy_labels_and_splits(tmp_path):
+    path = _hf_copy(tmp_path / "quaero-emea")
+    task = load_task({"format": "huggingface", "path": str(path)}, max_words=64)
+    assert task["labels"] == ["ANAT", "DISO"]
+    assert {s: task["counts"][s]["sentences"] for s in ("train", "dev", "test")} == {
+        "train": 10, "dev": 10, "test": 10
+    }  # fmt: skip
+    first = task["sentences"]["train"][0]
+    assert first["words"] == ["Un", "cancer", "du", "foie", "n0"]
+    assert first["tags"] == ["O", "B-DISO", "I-DISO", "B-ANAT", "O"]
+    short = load_task({"format": "huggingface", "path": str(path)}, max_words=3)
+    assert short["sentences"]["test"][1] == {
+        "id": "quaero-emea-test-0-1", "words": ["foie", "n0"], "tags": ["B-ANAT", "O"]
+    }  # fmt: skip
+    with pytest.raises(TaskDataError, match=r"split train row 0: label 'ANAT' is not in"):
+        load_task({"format": "huggingface", "path": str(path), "labels": ["DISO"]}, 64)
+
+
+def test_huggingface_split_and_column_mapping_and_dev_carving(tmp_path):
+    path = _hf_copy(tmp_path / "hf", splits=("fit", "eval"), n=20, columns=("words", "tags"))
+    spec = {
+        "format": "huggingface",
+        "path": str(path),
+        "splits": {"train": "fit", "test": "eval"},
+        "tokens_column": "words",
+        "tags_column": "tags",
+        "seed": 1,
+    }
+    task = load_task(spec, max_words=64)
+    train, dev = task["sentences"]["train"], task["sentences"]["dev"]
+    assert len(train) == 18 and len(dev) == 2  # dev_fraction 0.1 of train, seeded
+    assert sorted(s["id"] for s in train + dev) == sorted(f"hf-fit-{i}" for i in range(20))
+    again = load_task(spec, max_words=64)
+    assert [s["id"] for s in again["sentences"]["dev"]] == [s["id"] for s in dev]
+    with pytest.raises(TaskDataError, match=r"no column 'tokens' \(columns: words, tags\)"):
+        load_task({**spec, "tokens_column": "tokens"}, max_words=64)
+    with pytest.raises(TaskDataError, match=r"has no split 'test' \(splits: fit, eval\)"):
+        load_task({**spec, "splits": {"train": "fit", "test": "test"}}, max_words=64)
+
+
+def test_huggingface_missing_dataset_offline_names_it_and_the_fix(monkeypatch):
+    pytest.importorskip("datasets")
+    spec = {"format": "huggingface", "name": "nobody/no-such-quaero", "config": "emea"}
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # what prepare_job sets for allow_network: false
+    for kwargs in ({}, {"allow_network": False}):
+        with pytest.raises(TaskDataError) as error:
+            load_task(spec, max_words=64, **kwargs)
+        message = str(error.value)
+        assert "nobody/no-such-quaero" in message and "allow_network is false" in message
+        assert "load_dataset('nobody/no-such-quaero', 'emea').save_to_disk(" in message
+        assert "`path: no-such-quaero-emea`" in message and "allow_network: true" in message
+    datasets = pytest.importorskip("datasets")
+
+    def script(*args, **kwargs):
+        raise RuntimeError("Dataset scripts are no longer supported, but found QUAERO.py")
+
+    monkeypatch.setattr(datasets, "load_dataset", script)
+    with pytest.raises(TaskDataError, match=r"loading script.*datasets<4.*save_to_disk"):
+        load_task(spec, max_words=64, allow_network=True)
+    with pytest.raises(TaskDataError, match=r"path .*absent does not exist"):
+        load_task({"format": "huggingface", "path": "/nowhere/absent"}, max_words=64)
+
+
+def test_schema_accepts_huggingface_and_concatenate(default_config):
+    def check(files):
+        tasks = {**default_config["tasks"], "real": {"files": files}}
+        return validate_config(default_config | {"tasks": tasks})
+
+    check(
+        {
+            "format": "huggingface",
+            "name": "DrBenchmark/QUAERO",
+            "config": "emea",
+            "revision": "main",
+            "tokens_column": "tokens",
+            "tags_column": "ner_tags",
+            "splits": {"train": "train", "dev": "validation", "test": "test"},
+            "labels": ["ANAT", "DISO"],
+            "seed": 1,
+            "dev_fraction": 0.2,
+        }
+    )
+    check({"format": "huggingface", "path": "/data/quaero-emea"})
+    check({"format": "brat", "path": "/data/quaero", "nesting": "concatenate"})
+    for bad in (
+        {"format": "huggingface"},  # neither name nor path
+        {"format": "huggingface", "name": "a/b", "path": "/data/x"},  # both
+        {"format": "brat", "name": "a/b"},  # no path; name is for huggingface
+        {"format": "iob2", "path": "/data/x", "tokens_column": "words"},
+        {"format": "brat", "path": "/data/x", "nesting": "innermost"},
+    ):
+        with pytest.raises(Exception, match="real"):
+            check(bad)

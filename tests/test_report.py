@@ -349,3 +349,23 @@ def test_model_card_has_provenance_scores_and_limits(tmp_path):
     ):
         assert text in card, text
     assert not list(model_dir.glob(".*"))  # written atomically, no temp file left
+
+
+def test_baseline_columns_compare_each_student_with_its_gold_only_twin():
+    from medistill.report import add_baseline_columns
+
+    df = pd.DataFrame(
+        {
+            "teacher": ["a", "a", "a", "a", "a"],
+            "corpus": ["teacher", "synth", "clean", "gold", "synth"],
+            "size": ["teacher", "L1", "L1", "L1", "L2"],
+            "task": ["ner"] * 5,
+            "role": ["teacher", "student", "student", "student", "student"],
+            "f1": [0.8, 0.6, 0.4, 0.5, 0.7],
+        }
+    )
+    out = add_baseline_columns(df)
+    assert out["baseline_f1"].iloc[1:3].tolist() == [0.5, 0.5]
+    assert out["f1_vs_baseline"].iloc[1:3].tolist() == pytest.approx([0.1, -0.1])
+    # the teacher, the baseline itself and a student without a baseline (L2) have none
+    assert out["baseline_f1"].iloc[[0, 3, 4]].isna().all()

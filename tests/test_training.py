@@ -228,3 +228,78 @@ def test_a_mix_reads_each_members_cache_and_rejects_other_labels(tiny_bert, tmp_
     assert torch.allclose(torch.softmax(torch.from_numpy(mixed[0]) / 2, -1), expected, atol=1e-5)
     with pytest.raises(ValueError, match="different label sets"):
         _teacher_logits(config, "ac", [manifests["a"], manifests["c"]], SENTENCES, tokenizer)
+
+
+def test_dev_selection_keeps_the_best_weights_and_stops_early(model_and_tokenizer, tmp_path):
+    model, tokenizer = model_and_tokenizer
+    scores = iter([0.1, 0.5, 0.3, 0.2, 0.9, 0.9])
+    weights_seen = []
+
+    def dev_score(scored):
+        weights_seen.append({k: v.clone() for k, v in scored.state_dict().items()})
+        return next(scores)
+
+    history = train(
+        model,
+        build_examples(tokenizer, SENTENCES, LABELS, 64),
+        RECIPE | {"steps": 6, "eval_every": 1, "patience": 2},
+        pad_id=tokenizer.pad_token_id,
+        seed=0,
+        device="cpu",
+        checkpoint=tmp_path / "c.pt",
+        fingerprint="test",
+        objective=TaskObjective(**CE_ONLY),
+        desc="test",
+        dev_score=dev_score,
+    )
+    dev = [h["dev_f1"] for h in history if "dev_f1" in h]
+    assert dev == [0.1, 0.5, 0.3, 0.2]  # two evaluations without improvement: stop
+    final = model.state_dict()
+    assert all(torch.equal(final[k], weights_seen[1][k]) for k in final)  # the 0.5 weights
+    assert not all(torch.equal(final[k], weights_seen[3][k]) for k in final)
+
+
+def test_seeded_runs_keep_the_best_dev_run_and_resume(tiny_bert, tmp_path):
+    from medistill.distill import train_seeds
+    from medistill.evaluate import over_seeds
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    config = {
+        "seed": 3,
+        "seeds": 3,
+        "device": "cpu",
+        "max_length": 64,
+        "evaluate": {"batch_size": 8},
+    }
+
+    def new_model():
+        return AutoModelForTokenClassification.from_pretrained(
+            tiny_bert, num_labels=len(LABELS), id2label=dict(enumerate(LABELS))
+        )
+
+    args = {
+        "objective": TaskObjective(**CE_ONLY),
+        "tokenizer": tokenizer,
+        "dev_sentences": SENTENCES[:4],
+        "checkpoint": tmp_path / "ckpt" / "run.pt",
+        "fingerprint": "test",
+        "desc": "test",
+        "out_dir": tmp_path / "model",
+        "seeds_dir": tmp_path / "seeds",
+    }
+    recipe = RECIPE | {"steps": 8, "learning_rate": 5e-3, "eval_every": 4, "patience": 0}
+    examples = build_examples(tokenizer, SENTENCES, LABELS, 64)
+    runs = train_seeds(config, new_model, examples, recipe, **args)
+    assert [r["seed"] for r in runs] == [3, 4, 5]
+    best = max(runs, key=lambda r: r["dev_f1"])
+    kept = AutoModelForTokenClassification.from_pretrained(tmp_path / "model")
+    assert kept.config.medistill_run["seed"] == best["seed"]
+    others = sorted(p.name for p in (tmp_path / "seeds").iterdir())
+    assert others == sorted(f"seed-{r['seed']}" for r in runs if r is not best)
+    # finished runs are not trained again: no example at all would fail a training step
+    assert train_seeds(config, new_model, [], recipe, **args) == runs
+
+    summary = over_seeds([{"f1": 0.5, "recall": 0.4}, {"f1": 0.7, "recall": 0.6}], [3, 4])
+    assert summary["f1"] == pytest.approx(0.6) and summary["recall"] == pytest.approx(0.5)
+    assert summary["f1_std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
+    assert summary["seeds"] == [3, 4] and summary["f1_per_seed"] == [0.5, 0.7]

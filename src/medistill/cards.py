@@ -49,8 +49,8 @@ def _losses(model_dir: Path, model_config: dict) -> list[str]:
         )
     else:
         lines.append("- Fine-tuning loss: cross-entropy on gold IOB2 tags, word level.")
-    history = _read(model_dir / "training_history.json")
-    if isinstance(history, list) and history:
+    history = [p for p in _read(model_dir / "training_history.json") or [] if "loss" in p]
+    if history:
         lines.append(
             f"- Training loss: {history[0]['loss']:.4f} at step {history[0]['step']} -> "
             f"{history[-1]['loss']:.4f} at step {history[-1]['step']} "

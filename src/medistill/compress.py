@@ -16,9 +16,7 @@ from __future__ import annotations
 import copy
 import os
 import shutil
-import tempfile
 import warnings
-from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -27,7 +25,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
 from transformers.modeling_outputs import TokenClassifierOutput
 
-from medistill.io import read_json
+from medistill.io import atomic_dir, read_json
 
 INT8_KIND = "int8-dynamic"
 ONNX_KIND = "onnx"
@@ -76,24 +74,6 @@ def quantize_int8(model) -> nn.Module:
         )
 
 
-def _save_atomic(out_dir: str | os.PathLike, write: Callable[[Path], None]) -> None:
-    """Run `write` into a temporary sibling folder, then rename it into place, so that a
-    killed job never leaves a half-written folder that looks complete."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would hide results from colleagues
-        shutil.rmtree(out_dir, ignore_errors=True)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def save_int8(model_fp32, tokenizer, out_dir: str | os.PathLike) -> None:
     """The fp32 student as a `save_pretrained` folder, plus its int8 weights in model_int8.pt."""
     fp32 = copy.deepcopy(model_fp32).cpu().eval()
@@ -111,7 +91,8 @@ def save_int8(model_fp32, tokenizer, out_dir: str | os.PathLike) -> None:
         tokenizer.save_pretrained(folder)
         torch.save(quantized.state_dict(), folder / INT8_WEIGHTS)
 
-    _save_atomic(out_dir, write)
+    with atomic_dir(out_dir) as folder:
+        write(folder)
 
 
 class _LogitsOnly(nn.Module):
@@ -166,7 +147,8 @@ def export_onnx(model, tokenizer, out_dir: str | os.PathLike) -> None:
         config.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
 
-    _save_atomic(out_dir, write)
+    with atomic_dir(out_dir) as folder:
+        write(folder)
 
 
 def compress_student(
@@ -185,6 +167,25 @@ def compress_student(
     )
     tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
     savers[kind](model, tokenizer, out_dir)
+
+
+def compress_runs(
+    model_dir: str | os.PathLike,
+    seeds_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    out_seeds_dir: str | os.PathLike,
+    kind: str,
+    trust_remote_code: bool = False,
+) -> None:
+    """Compress a student's kept run and each of its other seeds' runs (`seeds_dir/seed-N`),
+    so the compressed size reports a mean over the same seeds."""
+    compress_student(model_dir, out_dir, kind, trust_remote_code)
+    energy = Path(model_dir) / "training_energy.json"  # what training the student cost
+    if energy.exists():
+        shutil.copyfile(energy, Path(out_dir) / energy.name)
+    Path(out_seeds_dir).mkdir(parents=True, exist_ok=True)
+    for run in sorted(Path(seeds_dir).glob("seed-*")):
+        compress_student(run, Path(out_seeds_dir) / run.name, kind, trust_remote_code)
 
 
 def compression_kind(config) -> str | None:

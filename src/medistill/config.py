@@ -16,6 +16,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+# The corpus name of baseline students: trained on the task's gold labels alone, no teacher.
+BASELINE_CORPUS = "gold"
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 DEFAULTS: dict[str, Any] = {
@@ -24,6 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "trust_remote_code": False,
     "max_words_per_sentence": 64,
     "max_length": 256,
+    "seeds": 1,
     "licences": {
         "allowed": ["MIT", "Apache-2.0", "BSD-2-Clause", "BSD-3-Clause", "CC-BY-4.0", "CC0-1.0"],
         "accept": [],
@@ -34,6 +37,8 @@ DEFAULTS: dict[str, Any] = {
         "weight_decay": 0.01,
         "max_grad_norm": 1.0,
         "checkpoint_every": 50,
+        "eval_every": 50,
+        "patience": 0,
     },
     "distill": {
         "temperature": 2.0,
@@ -125,6 +130,7 @@ def with_defaults(config: dict) -> dict:
             size.setdefault("layer_selection", "uniform")
             size.setdefault("init", "teacher")
             size.setdefault("mode", "task")
+    merged["sweep"].setdefault("baselines", True)
     teachers = merged["teachers"]
     for teacher in teachers.values():
         if "mix" not in teacher:
@@ -163,6 +169,11 @@ def _label_set(config: dict, task: str) -> tuple:
 
 def _check_references(config: dict, where: str) -> None:
     sweep = config["sweep"]
+    if BASELINE_CORPUS in config["corpora"]:
+        raise ConfigError(
+            f"{where}: corpora.{BASELINE_CORPUS}: the name '{BASELINE_CORPUS}' is reserved for the "
+            "baseline students (trained on gold labels alone); rename the corpus"
+        )
     for key, section in (("teachers", "teachers"), ("corpora", "corpora"), ("sizes", "sizes")):
         for name in sweep[key]:
             if name not in config[section]:

@@ -95,12 +95,17 @@ def train(
     desc: str,
     log_every: int = 10,
     on_log: Callable[[int, float], None] | None = None,
+    dev_score: Callable[[torch.nn.Module], float] | None = None,
 ) -> list[dict]:
-    """Train in place for recipe["steps"] steps; return the loss history [{step, loss, lr}].
+    """Train in place for recipe["steps"] steps; return the history [{step, loss, lr}], with
+    `dev_f1` at each dev evaluation.
 
     A step sees `batch_size * grad_accumulation` examples in `grad_accumulation` micro-batches.
     `objective` turns examples into a batch and a batch into the loss; its own parameters (a
     projection between widths) are trained and checkpointed with the model.
+    With `dev_score`, the model is scored every `eval_every` steps and at the end; it ends with
+    the weights of its best dev score (model selection on dev only), and stops early after
+    `patience` evaluations without improvement (0: never).
     """
     torch.manual_seed(seed)
     model.to(device).train()
@@ -120,6 +125,7 @@ def train(
         optimizer, int(recipe["warmup_ratio"] * steps), steps
     )
     start, history = 0, []
+    best = {"score": -1.0, "step": -1, "model": None, "stale": 0}
     if checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
         if state["fingerprint"] == fingerprint:
@@ -128,7 +134,7 @@ def train(
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["rng"])
-            start, history = state["step"], state["history"]
+            start, history, best = state["step"], state["history"], state["best"]
             logging.getLogger("medistill").info(
                 "resuming %s from step %d (%s)", desc, start, checkpoint
             )
@@ -162,10 +168,32 @@ def train(
         optimizer.zero_grad(set_to_none=True)
         elapsed = time.perf_counter() - began
         progress.set_postfix(loss=f"{step_loss:.4f}", tok_s=f"{tokens / elapsed:.0f}")
-        if step % log_every == 0 or step == steps - 1:
+        last = step == steps - 1
+        if step % log_every == 0 or last:
             history.append({"step": step, "loss": step_loss, "lr": scheduler.get_last_lr()[0]})
             if on_log:
                 on_log(step, step_loss)
+        if dev_score is not None and ((step + 1) % recipe["eval_every"] == 0 or last):
+            score = dev_score(model)
+            model.train()
+            history.append({"step": step, "dev_f1": score})
+            if score > best["score"]:  # a CPU copy: the best weights survive later steps
+                weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                best = {"score": score, "step": step, "model": weights, "stale": 0}
+            else:
+                best["stale"] += 1
+            progress.set_postfix(loss=f"{step_loss:.4f}", dev_f1=f"{score:.3f}")
+            if recipe["patience"] and best["stale"] >= recipe["patience"]:
+                logging.getLogger("medistill").info(
+                    "%s: no dev improvement in %d evaluations, stopping at step %d (best %.4f "
+                    "at step %d)",
+                    desc,
+                    best["stale"],
+                    step,
+                    best["score"],
+                    best["step"],
+                )
+                break
         if (step + 1) % recipe["checkpoint_every"] == 0 and step + 1 < steps:
             _save_checkpoint(
                 checkpoint,
@@ -178,10 +206,128 @@ def train(
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "rng": torch.get_rng_state(),
+                    "best": best,
                 },
             )
+    progress.close()
+    if best["model"] is not None:
+        model.load_state_dict(best["model"])
     model.eval()
     return history
+
+
+def seed_list(config: dict) -> list[int]:
+    """The seeds of a model's training runs: seed, seed+1, ... (`seeds` of them)."""
+    return [config["seed"] + i for i in range(config["seeds"])]
+
+
+def train_seeds(
+    config: dict,
+    new_model: Callable[[], torch.nn.Module],
+    examples: list[dict],
+    recipe: dict,
+    *,
+    objective,
+    tokenizer,
+    dev_sentences: list[dict],
+    checkpoint: Path,
+    fingerprint: str,
+    desc: str,
+    out_dir: Path,
+    seeds_dir: Path,
+) -> list[dict]:
+    """One training run per seed, each ending at its best dev F1; `out_dir` gets the run with
+    the best dev F1 (the model the sweep goes on with), `seeds_dir/seed-N` the other runs (for
+    the evaluation's mean and standard deviation). Returns each run's summary.
+
+    A finished run is saved beside the checkpoints, so a killed job resumes at the next seed.
+    """
+    from medistill.energy import track_energy
+    from medistill.evaluate import ner_scores, predict_tags
+    from medistill.io import copy_dir_atomic, read_json, save_pretrained_atomic, write_json
+
+    device = choose_device(config["device"])
+    batch_size = config["evaluate"]["batch_size"]
+
+    def dev_score(model) -> float:
+        predicted = predict_tags(
+            model, tokenizer, dev_sentences, config["max_length"], batch_size, device
+        )
+        return ner_scores([s["tags"] for s in dev_sentences], predicted)["f1"]
+
+    runs = []
+    for seed in seed_list(config):
+        finished = checkpoint.with_name(f"{checkpoint.stem}-seed{seed}")
+        summary_path = finished / "medistill_run.json"
+        if summary_path.exists() and read_json(summary_path)["fingerprint"] == fingerprint:
+            runs.append(read_json(summary_path) | {"folder": finished})
+            continue
+        model = new_model()
+        with track_energy(config, "train") as energy:  # a resumed run counts its last part
+            history = train(
+                model,
+                examples,
+                recipe,
+                objective=objective,
+                pad_id=tokenizer.pad_token_id,
+                seed=seed,
+                device=device,
+                checkpoint=checkpoint.with_name(f"{checkpoint.stem}-seed{seed}.pt"),
+                fingerprint=fingerprint,
+                desc=f"{desc} (seed {seed})",
+                dev_score=dev_score,
+            )
+        dev = [h for h in history if "dev_f1" in h]
+        chosen = max(dev, key=lambda h: h["dev_f1"])  # the first of equal scores, as in train
+        summary = {
+            "seed": seed,
+            "dev_f1": chosen["dev_f1"],
+            "best_step": chosen["step"],
+            "steps_run": history[-1]["step"] + 1,
+            "energy": energy,
+            "fingerprint": fingerprint,
+        }
+        model.config.medistill_run = {k: v for k, v in summary.items() if k != "fingerprint"}
+        save_pretrained_atomic(model, tokenizer, finished)
+        write_json(history, finished / "training_history.json")
+        write_json(summary, summary_path)
+        runs.append(summary | {"folder": finished})
+    best = max(runs, key=lambda r: r["dev_f1"])
+    copy_dir_atomic(best["folder"], Path(out_dir))
+    for run in runs:
+        if run is not best:
+            copy_dir_atomic(run["folder"], Path(seeds_dir) / f"seed-{run['seed']}")
+    Path(seeds_dir).mkdir(parents=True, exist_ok=True)
+    write_json(training_energy(runs), Path(out_dir) / "training_energy.json")
+    logging.getLogger("medistill").info(
+        "%s: dev F1 per seed %s; kept seed %d",
+        desc,
+        {r["seed"]: round(r["dev_f1"], 4) for r in runs},
+        best["seed"],
+    )
+    return [{k: v for k, v in r.items() if k != "folder"} for r in runs]
+
+
+def training_energy(runs: list[dict]) -> dict:
+    """The energy, CO2 and wall time of all the seeds' runs together: what the model cost."""
+    measured = [r["energy"] for r in runs if r["energy"]]
+    if not measured:  # energy.enabled is false
+        return {}
+    total = {"country": measured[0]["country"], "runs": len(measured)}
+    for key in ("energy_kwh", "co2_kg", "duration_s"):
+        if all(key in m for m in measured):
+            total[key] = sum(m[key] for m in measured)
+    return total
+
+
+def dev_summary(runs: list[dict]) -> dict:
+    """Dev F1 of the kept run and over the seeds, for the tracking server."""
+    scores = [r["dev_f1"] for r in runs]
+    return {
+        "best_dev_f1": max(scores),
+        "dev_f1_mean": float(np.mean(scores)),
+        "dev_f1_std": float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0,
+    }
 
 
 def _general_stage(
@@ -293,27 +439,31 @@ def distill_student(
     corpus: str,
     size: str,
     teacher_dir: Path,
-    base_dir: Path,
-    corpus_path: Path,
+    base_dir: Path | None,
+    corpus_path: Path | None,
     task_dir: Path,
     manifest_paths: list[Path],
     general_manifest: Path | None,
     out_dir: Path,
+    seeds_dir: Path,
     checkpoint: Path,
 ) -> list[dict]:
-    """Train a student token classifier in the size's mode; save it as a model folder.
+    """Train a student token classifier in the size's mode, one run per seed (see
+    `train_seeds`); save the run with the best dev F1 as a model folder.
 
     - `task`: cut from the fine-tuned teacher, trained on its cached word logits + gold tags;
     - `general`: cut from the pretrained teacher, distilled from the general cache, then
       fine-tuned on the task's gold train split (the teacher's labels are not used);
     - `general+task`: the general stage, then the task stage (TinyBERT's two stages).
+    The corpus `gold` is the baseline: the same student (same cut, same initial weights, no
+    general stage) trained on the gold train split alone for the same steps, with no teacher.
     The teacher never runs here: its outputs come from the caches.
     """
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    from medistill.config import config_hash
+    from medistill.config import BASELINE_CORPUS, config_hash
     from medistill.corpus import read_jsonl
-    from medistill.io import read_json, save_pretrained_atomic, write_json
+    from medistill.io import read_json, write_json
     from medistill.losses import TaskObjective
     from medistill.students import count_parameters, make_student
     from medistill.tasks import documents_to_sentences
@@ -325,15 +475,26 @@ def distill_student(
     mode = spec["mode"]
     tokenizer = AutoTokenizer.from_pretrained(teacher_dir, trust_remote_code=remote)
     labels = read_json(Path(task_dir) / "labels.json")
-    sentences = documents_to_sentences(read_jsonl(corpus_path), config["max_words_per_sentence"])
-    checkpoint = Path(checkpoint)
-    if mode == "task":
-        student = make_student(
-            AutoModelForTokenClassification.from_pretrained(teacher_dir, trust_remote_code=remote),
-            spec,
-            size,
+    gold_train = read_jsonl(Path(task_dir) / "train.jsonl")
+    baseline = corpus == BASELINE_CORPUS
+    if not baseline:
+        sentences = documents_to_sentences(
+            read_jsonl(corpus_path), config["max_words_per_sentence"]
         )
-        general_history = []
+    checkpoint = Path(checkpoint)
+    general_history, cache_shards = [], None
+    if baseline or mode == "task":
+        # the baseline of a general-mode size starts where its general stage would start
+        source = teacher_dir if mode == "task" else base_dir
+
+        def encoder():
+            if mode == "task":
+                model = AutoModelForTokenClassification.from_pretrained(
+                    source, trust_remote_code=remote
+                )
+            else:
+                model, _ = with_label_head(source, labels, config)
+            return make_student(model, spec, size)
     else:
         folder = _general_stage(
             config,
@@ -345,13 +506,13 @@ def distill_student(
             checkpoint.with_name(checkpoint.stem + "-general"),
         )
         general_history = read_json(folder / "training_history.json")
-        student, _ = with_label_head(folder, labels, config)
-    if mode == "general":  # the baseline recipe: gold tags only, no teacher logits
-        examples = build_examples(
-            tokenizer, read_jsonl(Path(task_dir) / "train.jsonl"), labels, config["max_length"]
-        )
+
+        def encoder():
+            return with_label_head(folder, labels, config)[0]
+
+    if baseline or mode == "general":  # gold tags only, no teacher logits
+        examples = build_examples(tokenizer, gold_train, labels, config["max_length"])
         objective = TaskObjective(temperature=1.0, kl_weight=0.0, ce_weight=1.0)
-        cache_shards = None
     else:
         manifest, logits = _teacher_logits(config, teacher, manifest_paths, sentences, tokenizer)
         if manifest["labels"] != labels:
@@ -365,31 +526,39 @@ def distill_student(
             **{k: recipe[k] for k in ("temperature", "kl_weight", "ce_weight")}
         )
         cache_shards = manifest["shards"]
-    history = train(
-        student,
+
+    def new_model():
+        student = encoder()
+        student.config.medistill_distillation = {
+            "teacher": teacher,
+            "corpus": corpus,
+            "mode": "baseline" if baseline else mode,
+            "recipe": recipe,
+        }
+        return student
+
+    runs = train_seeds(
+        config,
+        new_model,
         examples,
         recipe,
         objective=objective,
-        pad_id=tokenizer.pad_token_id,
-        seed=config["seed"],
-        device=choose_device(config["device"]),
+        tokenizer=tokenizer,
+        dev_sentences=read_jsonl(Path(task_dir) / "dev.jsonl"),
         checkpoint=checkpoint,
         fingerprint=config_hash({"recipe": recipe, "size": spec, "cache": cache_shards}),
         desc=f"distilling {teacher}/{corpus}/{size}",
+        out_dir=Path(out_dir),
+        seeds_dir=Path(seeds_dir),
     )
-    student.config.medistill_distillation = {
-        "teacher": teacher,
-        "corpus": corpus,
-        "mode": mode,
-        "recipe": recipe,
-    }
-    save_pretrained_atomic(student, tokenizer, out_dir)
-    write_json(general_history + history, Path(out_dir) / "training_history.json")
+    history = general_history + read_json(Path(out_dir) / "training_history.json")
+    write_json(history, Path(out_dir) / "training_history.json")
+    trained = AutoModelForTokenClassification.from_pretrained(out_dir, trust_remote_code=remote)
     log_run(
         config,
         f"distill/{teacher}/{corpus}/{size}",
-        params={"distill": recipe, "size": spec, "seed": config["seed"]},
-        metrics={"final_train_loss": history[-1]["loss"]} | count_parameters(student),
+        params={"distill": recipe, "size": spec, "seeds": seed_list(config)},
+        metrics=dev_summary(runs) | count_parameters(trained),
         tags={
             "stage": "distill",
             "mode": mode,
@@ -398,9 +567,9 @@ def distill_student(
             "size": size,
             "licence": config["teachers"][teacher]["licence"],
         },
-        history=general_history + history,
+        history=history,
     )
-    return history
+    return runs
 
 
 @torch.no_grad()

@@ -140,8 +140,8 @@ def peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
-def evaluate_model(model, tokenizer, test_sets: dict[str, list[dict]], settings: dict) -> dict:
-    """F1 on each test set (`f1` for "clean", `f1_<name>` otherwise), size and latency."""
+def score_test_sets(model, tokenizer, test_sets: dict[str, list[dict]], settings: dict) -> dict:
+    """F1 on each test set: micro/macro F1 and per type for "clean", `f1_<name>` otherwise."""
     result = {}
     for name, sentences in test_sets.items():
         predicted = predict_tags(
@@ -160,41 +160,114 @@ def evaluate_model(model, tokenizer, test_sets: dict[str, list[dict]], settings:
             result.update(scores)
         else:
             result[f"f1_{name}"] = scores["f1"]
-    result.update(count_parameters(model))
-    result.update(
-        cpu_latency(
-            model,
-            tokenizer,
-            test_sets["clean"],
-            settings["latency_runs"],
-            settings["latency_threads"],
-        )
-    )
-    result.update(cpu_throughput(model, tokenizer, test_sets["clean"], settings["latency_threads"]))
     return result
 
 
+def over_seeds(per_seed: list[dict], seeds: list[int]) -> dict:
+    """Scores of several runs: each scalar score's mean over the runs, `f1_std` (sample
+    standard deviation, 0 for one run), `f1_per_seed`; per-type scores stay the kept run's
+    (the first)."""
+    result = dict(per_seed[0])
+    for key, value in per_seed[0].items():
+        if isinstance(value, float):
+            result[key] = float(np.mean([scores[key] for scores in per_seed]))
+    f1s = [scores["f1"] for scores in per_seed]
+    result["f1_std"] = float(np.std(f1s, ddof=1)) if len(f1s) > 1 else 0.0
+    result["f1_per_seed"] = f1s
+    result["seeds"] = seeds
+    return result
+
+
+def efficiency(model, tokenizer, sentences: list[dict], settings: dict) -> dict:
+    """Size, CPU latency at batch 1 and throughput at batch 32 (threads fixed), and GPU
+    latency where a GPU is present."""
+    result = count_parameters(model)
+    threads = settings["latency_threads"]
+    result.update(cpu_latency(model, tokenizer, sentences, settings["latency_runs"], threads))
+    result.update(cpu_throughput(model, tokenizer, sentences, threads))
+    if torch.cuda.is_available() and settings["device"] == "cuda":
+        result.update(gpu_latency(model, tokenizer, sentences, settings["latency_runs"]))
+    return result
+
+
+@torch.no_grad()
+def gpu_latency(model, tokenizer, sentences, runs: int) -> dict:
+    """Milliseconds per sentence at batch size 1 on the GPU, timed with CUDA events."""
+    model.eval().to("cuda")
+    features = encode_sentences(tokenizer, sentences[: max(runs, 1)], 10**6)
+    inputs = [torch.tensor([f["input_ids"]], device="cuda") for f in features]
+    for ids in inputs[:5]:
+        model(input_ids=ids)
+    times = []
+    for i in range(runs):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        model(input_ids=inputs[i % len(inputs)])
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end))
+    return {
+        "gpu_latency_ms_b1": statistics.median(times),
+        "gpu_latency_ms_b1_p95": float(np.percentile(times, 95)),
+        "gpu_name": torch.cuda.get_device_name(),
+    }
+
+
+def _seed(model) -> int | None:
+    return (getattr(model.config, "medistill_run", None) or {}).get("seed")
+
+
+def _energy_keys(measured: dict, stage: str) -> dict:
+    """Flat eval-JSON keys of a stage's energy (`energy_kwh_train`, `co2_kg_train`, ...)."""
+    keys = {f"{k}_{stage}": measured[k] for k in ("energy_kwh", "co2_kg") if k in measured}
+    if "duration_s" in measured:
+        keys[f"{stage}_duration_s"] = measured["duration_s"]
+    if "country" in measured:
+        keys["energy_country"] = measured["country"]
+    return keys
+
+
 def evaluate_to_json(
-    config: dict, model_dir: Path, test_files: dict[str, Path], out_path: Path, identity: dict
+    config: dict,
+    model_dir: Path,
+    seeds_dir: Path,
+    test_files: dict[str, Path],
+    out_path: Path,
+    identity: dict,
 ) -> dict:
-    """Evaluate a saved model on the task's test files; write the eval JSON and log it."""
+    """Evaluate a saved model and its other seeds' runs on the task's test files (scores: mean
+    over the runs; efficiency: the kept model's); write the eval JSON and log it."""
     from transformers import AutoTokenizer
 
     from medistill.compress import load_for_inference, model_disk_mb
     from medistill.corpus import read_jsonl
     from medistill.distill import choose_device
-    from medistill.io import write_json
+    from medistill.energy import track_energy
+    from medistill.io import read_json, write_json
     from medistill.tracking import log_run
 
     remote = config["trust_remote_code"]
-    model = load_for_inference(model_dir, trust_remote_code=remote)
     tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=remote)
     settings = config["evaluate"] | {
         "max_length": config["max_length"],
         "device": choose_device(config["device"]),
     }
     test_sets = {name: read_jsonl(path) for name, path in test_files.items()}
-    result = identity | evaluate_model(model, tokenizer, test_sets, settings)
+    kept = load_for_inference(model_dir, trust_remote_code=remote)
+    with track_energy(config, "inference") as inference:  # the kept model on every test set
+        per_seed = [score_test_sets(kept, tokenizer, test_sets, settings)]
+    seeds = [_seed(kept)]
+    for run in sorted(Path(seeds_dir).glob("seed-*")):
+        model = load_for_inference(run, trust_remote_code=remote)
+        per_seed.append(score_test_sets(model, tokenizer, test_sets, settings))
+        seeds.append(_seed(model))
+    model = kept
+    result = identity | over_seeds(per_seed, seeds)
+    result.update(_energy_keys(inference, "inference"))
+    train_energy = Path(model_dir) / "training_energy.json"
+    if train_energy.exists():
+        result.update(_energy_keys(read_json(train_energy), "train"))
+    result.update(efficiency(model, tokenizer, test_sets["clean"], settings))
     result["disk_mb"] = model_disk_mb(model_dir)
     result["peak_rss_mb"] = peak_rss_mb()
     result["n_test_sentences"] = len(test_sets["clean"])
@@ -208,7 +281,7 @@ def evaluate_to_json(
         config,
         f"evaluate/{run}",
         params={"evaluate": config["evaluate"], "model": str(model_dir)},
-        metrics={k: v for k, v in result.items() if k not in ("per_type", "student")},
+        metrics={k: v for k, v in result.items() if isinstance(v, int | float)},
         tags={k: str(v) for k, v in identity.items()} | {"stage": "evaluate"},
         artifacts=[Path(out_path)],
     )

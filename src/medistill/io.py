@@ -54,10 +54,11 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.load(handle)
 
 
-def save_pretrained_atomic(model, tokenizer, out_dir: str | os.PathLike) -> None:
-    """`save_pretrained` into a temporary sibling folder, then rename it into place.
+@contextmanager
+def atomic_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling folder that replaces `out_dir` only if the body succeeds.
 
-    A job killed while saving leaves no half-written model folder that looks complete.
+    A job killed while writing leaves no half-written folder that looks complete.
     """
     import shutil
 
@@ -65,14 +66,27 @@ def save_pretrained_atomic(model, tokenizer, out_dir: str | os.PathLike) -> None
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
     try:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        yield tmp
         os.chmod(tmp, 0o777 & ~_UMASK)
         shutil.rmtree(out_dir, ignore_errors=True)
         os.replace(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def save_pretrained_atomic(model, tokenizer, out_dir: str | os.PathLike) -> None:
+    """`save_pretrained` the model and its tokenizer into `out_dir`, atomically."""
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+
+def copy_dir_atomic(source: str | os.PathLike, out_dir: str | os.PathLike) -> None:
+    import shutil
+
+    with atomic_dir(out_dir) as tmp:
+        shutil.copytree(source, tmp, dirs_exist_ok=True)
 
 
 def file_sha256(path: str | os.PathLike) -> str:

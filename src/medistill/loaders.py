@@ -11,12 +11,21 @@ A task (`tasks.NAME.files` in the config) reads one of these formats:
   (`splits` names the file of each split); IOB1 is converted to IOB2.
 - `e3c-xmi`: E3C UIMA XMI files (`custom:CLINENTITY`), read as XML; the official split of
   `train_test_split.txt`; sentences are the dkpro `Sentence` elements.
+- `huggingface`: a Hugging Face dataset of words and tags (`tokens_column`, `tags_column`;
+  ClassLabel ids become their names; IOB1 is converted to IOB2), by hub `name` (+ `config`,
+  `revision`; downloaded only where the network is allowed) or a local `path` (a
+  `save_to_disk` folder or a folder of data files); `splits` maps train/dev/test to the
+  dataset's split names (default train, validation, test).
+
+Sentences longer than `max_words` are cut into chunks, whatever the format (IOB2 repaired at
+each cut), after dev is carved, so the chunks of one sentence stay in one split.
 
 BRAT and XMI entities go through an explicit policy for spans a flat IOB2 tagger cannot hold:
 discontinuous spans are replaced by their covering span (`cover`) or dropped (`drop`); nested
 or overlapping spans keep the outermost one (`outermost`), or resolve nesting within each
-type first and then across types (`per_type`, see `apply_policy`). What the policy changed is
-counted.
+type first and then across types (`per_type`), or within each type first and then join the
+types of the spans over each word into one label (`concatenate`, DrBenchmark's `ANAT_DISO`; see
+`apply_policy`). What the policy changed is counted.
 
 A split with no sentence, offsets past the end of a text, a span text that differs from the
 `.ann` text field or a label outside the configured `labels` raise `TaskDataError`, naming the
@@ -26,22 +35,26 @@ file, the line and the fix.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 
 from medistill.tasks import document_sentences
 
-FORMATS = ("brat", "iob2", "iob1", "e3c-xmi")
-NESTING = ("outermost", "per_type")
+FORMATS = ("brat", "iob2", "iob1", "e3c-xmi", "huggingface")
+NESTING = ("outermost", "per_type", "concatenate")
 DISCONTINUOUS = ("cover", "drop")
 SPLITS = ("train", "dev", "test")
 CUI = re.compile(r"^C\d{7}$")
 GROUP = re.compile(r"^[A-Z]{4}(\|[A-Z]{4})*$")
 DEFAULT_FRACTIONS = {"train": 0.8, "dev": 0.1, "test": 0.1}
 DEFAULT_DEV_FRACTION = 0.1
+HF_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
+JOIN = "_"  # concatenate: the types over a word, sorted and joined (ANAT_DISO)
 log = logging.getLogger(__name__)
 
 
@@ -195,6 +208,24 @@ def to_iob2(tags: list[str]) -> list[str]:
     return out
 
 
+def cut_sentences(sentences: list[dict], max_words: int) -> list[dict]:
+    """Sentences of at most `max_words` words, as `tasks.document_sentences` cuts documents: a
+    longer sentence becomes chunks `ID-0`, `ID-1`, ... whose tags stay IOB2 (a chunk starting
+    inside an entity starts it with B-); shorter ones are kept as they are."""
+    out = []
+    for sentence in sentences:
+        words, tags = sentence["words"], sentence["tags"]
+        if len(words) <= max_words:
+            out.append(sentence)
+            continue
+        for k, start in enumerate(range(0, len(words), max_words)):
+            chunk = slice(start, start + max_words)
+            out.append(
+                {"id": f"{sentence['id']}-{k}", "words": words[chunk], "tags": to_iob2(tags[chunk])}
+            )
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # E3C XMI
 
@@ -243,6 +274,186 @@ def e3c_train_ids(split_file: Path) -> set[str]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Hugging Face datasets (words + tags)
+
+
+def network_allowed() -> bool:
+    """Whether hub downloads are allowed: `medistill.runtime.prepare_job` sets HF_HUB_OFFLINE
+    and HF_DATASETS_OFFLINE unless the config's top-level `allow_network` is true (as for the
+    `huggingface` corpus source of `medistill.sources`)."""
+    return not any(
+        os.environ.get(var, "").upper() in ("1", "ON", "YES", "TRUE")
+        for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    )
+
+
+@contextmanager
+def _offline(offline: bool):
+    """Hub calls fail at once (no request) while `offline`, even where `datasets` was imported
+    before the environment said so (its offline flag is read at import)."""
+    if not offline:
+        yield
+        return
+    import datasets.config
+    from huggingface_hub import constants
+
+    saved = datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE
+    datasets.config.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE = saved
+
+
+def open_hf_dataset(spec: dict, allow_network: bool) -> tuple[dict, str]:
+    """The splits (`{name: Dataset}`) of a hub dataset (`name`, `config`, `revision`) or of a
+    local `path` (a `save_to_disk` folder, or a folder of data files `load_dataset` reads), and
+    a label naming it. A single saved `Dataset` is the split `train`."""
+    import datasets
+
+    config = spec.get("config")
+    if spec.get("path"):
+        path = Path(spec["path"]).expanduser()
+        if not path.exists():
+            raise TaskDataError(
+                f"tasks files (huggingface): path {path} does not exist; fix `path`, or give the "
+                "hub `name` instead"
+            )
+        label = str(path)
+        saved = path.is_dir() and any(
+            (path / f).is_file() for f in ("dataset_dict.json", "state.json")
+        )
+        try:
+            with _offline(True):
+                data = (
+                    datasets.load_from_disk(str(path))
+                    if saved
+                    else datasets.load_dataset(str(path), config)
+                )
+        except Exception as error:  # noqa: BLE001 - datasets raises many types
+            raise TaskDataError(
+                f"tasks files (huggingface): cannot read the local dataset {path} ({error}); "
+                "give a `Dataset.save_to_disk` / `DatasetDict.save_to_disk` folder or a folder "
+                "of data files (parquet, json, csv)"
+            ) from None
+    else:
+        name, revision = spec["name"], spec.get("revision")
+        label = name + (f" ({config})" if config else "")
+        try:
+            with _offline(not allow_network):
+                data = datasets.load_dataset(name, config, revision=revision)
+        except Exception as error:  # noqa: BLE001 - datasets raises many types
+            where = (
+                f"tasks files (huggingface): cannot load hub dataset {name} (config {config}, "
+                f"revision {revision or 'default'})"
+            )
+            args = ", ".join(repr(a) for a in (name, config) if a) + (
+                f", revision={revision!r}" if revision else ""
+            )
+            folder = name.split("/")[-1] + (f"-{config}" if config else "")
+            fetch = (
+                f'`python -c "import datasets; datasets.load_dataset({args})'
+                f".save_to_disk('{folder}')\"`, copy the folder here and set `path: {folder}` "
+                "instead of `name`"
+            )
+            if "scripts are no longer supported" in str(error):
+                raise TaskDataError(
+                    f"{where}: it is a loading script, which datasets 4 and later cannot run. "
+                    "Save it elsewhere with an older datasets (`pip install 'datasets<4'`, "
+                    f"trust_remote_code=True in load_dataset): {fetch}"
+                ) from None
+            if allow_network:
+                raise TaskDataError(
+                    f"{where}: {error}; check `name`, `config` and `revision`"
+                ) from None
+            raise TaskDataError(
+                f"{where}: it is not in the local Hugging Face cache and allow_network is false "
+                f"({type(error).__name__}). Download it on a machine with access: {fetch}; or "
+                "set `allow_network: true` at the top of the config"
+            ) from None
+    if isinstance(data, datasets.Dataset):
+        data = {"train": data}
+    return dict(data), label
+
+
+def hf_sentences(
+    data,
+    where: str,
+    tokens_column: str = "tokens",
+    tags_column: str = "ner_tags",
+    labels: list[str] | None = None,
+    prefix: str = "",
+) -> list[dict]:
+    """Sentences `{"id", "words", "tags"}` (tags IOB2) of one dataset split: tag ids of a
+    ClassLabel column become its names; IOB1 or loose IOB2 becomes IOB2 (`to_iob2`)."""
+    import datasets
+
+    for column, key in ((tokens_column, "tokens_column"), (tags_column, "tags_column")):
+        if column not in data.column_names:
+            raise TaskDataError(
+                f"{where}: no column {column!r} (columns: {', '.join(data.column_names)}); set "
+                f"`{key}`"
+            )
+    inner = getattr(data.features[tags_column], "feature", None)
+    names = inner.names if isinstance(inner, datasets.ClassLabel) else None
+    sentences = []
+    for row, (words, raw) in enumerate(zip(data[tokens_column], data[tags_column], strict=True)):
+        at = f"{where} row {row}"
+        if len(words) != len(raw):
+            raise TaskDataError(
+                f"{at}: {len(words)} tokens but {len(raw)} tags; fix the row or the columns"
+            )
+        tags = []
+        for tag in raw:
+            if isinstance(tag, int):
+                if names is None:
+                    raise TaskDataError(
+                        f"{at}: tag {tag} is an id but {tags_column!r} is not a ClassLabel "
+                        "sequence; cast it to ClassLabel (with the tag names) or store strings"
+                    )
+                tag = names[tag]
+            if tag != "O" and not re.match(r"^[BI]-\S+$", tag):
+                raise TaskDataError(f"{at}: tag {tag!r} is not O, B-TYPE or I-TYPE; fix the tag")
+            if tag != "O":
+                _check_label(tag[2:], labels, at)
+            tags.append(tag)
+        if words:
+            sentences.append(
+                {"id": f"{prefix}{row}", "words": [str(w) for w in words], "tags": to_iob2(tags)}
+            )
+    return sentences
+
+
+def _hf_splits(spec: dict, labels, allow_network: bool) -> tuple[dict, dict, str]:
+    data, label = open_hf_dataset(spec, allow_network)
+    mapping = spec.get("splits")
+    if not mapping:
+        dev = next((n for n in ("validation", "dev") if n in data), HF_SPLITS["dev"])
+        mapping = {**HF_SPLITS, "dev": dev}
+    sentences, origin = {}, {}
+    for split, name in mapping.items():
+        if name not in data:
+            if split == "dev" and not spec.get("splits"):
+                continue  # carved from train
+            raise TaskDataError(
+                f"tasks files (huggingface): {label} has no split {name!r} (splits: "
+                f"{', '.join(data)}); set `splits.{split}` to one of them"
+            )
+        where = f"{label} split {name}"
+        prefix = f"{label.split('/')[-1].split()[0]}-{name}-"
+        sentences[split] = hf_sentences(
+            data[name],
+            where,
+            spec.get("tokens_column", "tokens"),
+            spec.get("tags_column", "ner_tags"),
+            labels,
+            prefix,
+        )
+        origin[split] = where
+    return sentences, origin, label
+
+
+# ---------------------------------------------------------------------------------------------
 # Policy for discontinuous and nested spans
 
 
@@ -256,7 +467,13 @@ def apply_policy(
     one (spans inside it: `nested_removed`, spans crossing it: `crossing_removed`);
     `per_type` does the same within each type first, then across types keeps the outermost
     too (a flat tagger holds one label per word), counting the cross-type removals apart
-    (`nested_other_type_removed`). Exact duplicates (same span, same label) are removed.
+    (`nested_removed_other_type`, `crossing_removed_other_type`); `concatenate` does the same
+    within each type, then cuts the text at every span boundary and gives each piece covered by
+    spans of several types the sorted types joined by `_` (DrBenchmark's QUAERO convention:
+    "cancer du poumon" DISO over "poumon" ANAT -> cancer/B-DISO du/I-DISO poumon/B-ANAT_DISO),
+    counting the spans that met another type (`concatenated`) and the joined pieces
+    (`joined_spans`); no mention is lost, but a label set appears as a label of its own.
+    Exact duplicates (same span, same label) are removed.
     """
     if nesting not in NESTING:
         raise TaskDataError(f"nesting {nesting!r} is unknown; use one of {', '.join(NESTING)}")
@@ -282,15 +499,38 @@ def apply_policy(
             continue
         seen.add(key)
         unique.append(entity)
-    if nesting == "per_type":
+    if nesting in ("per_type", "concatenate"):
         survivors = []
         for label in sorted({e["label"] for e in unique}):
             kept, _ = _outermost([e for e in unique if e["label"] == label], counts, "")
             survivors.extend(kept)
-        kept, _ = _outermost(survivors, counts, "_other_type")
+        if nesting == "concatenate":
+            kept = _concatenate(survivors, counts)
+        else:
+            kept, _ = _outermost(survivors, counts, "_other_type")
     else:
         kept, _ = _outermost(unique, counts, "")
     return kept, counts
+
+
+def _concatenate(entities: list[dict], counts: Counter) -> list[dict]:
+    """Pieces between consecutive span boundaries, each labelled with the sorted types of the
+    spans over it, joined; spans of one type must not overlap (resolved before)."""
+    bounds = sorted({e["start"] for e in entities} | {e["end"] for e in entities})
+    pieces = []
+    for start, end in zip(bounds, bounds[1:], strict=False):
+        types = sorted({e["label"] for e in entities if e["start"] <= start and end <= e["end"]})
+        if types:
+            pieces.append({"start": start, "end": end, "label": JOIN.join(types)})
+            counts["joined_spans"] += len(types) > 1
+    counts["concatenated"] += sum(
+        any(
+            o["label"] != e["label"] and o["start"] < e["end"] and e["start"] < o["end"]
+            for o in entities
+        )
+        for e in entities
+    )
+    return pieces
 
 
 def _outermost(entities: list[dict], counts: Counter, suffix: str) -> tuple[list[dict], None]:
@@ -312,18 +552,24 @@ def _outermost(entities: list[dict], counts: Counter, suffix: str) -> tuple[list
 # Splits and the whole task
 
 
-def load_task(spec: dict, max_words: int) -> dict:
+def load_task(spec: dict, max_words: int, allow_network: bool | None = None) -> dict:
     """Read a `files` task spec; return `{"sentences": {split: [...]}, "documents": {split:
     [...]} (documents with entities, when the format has them), "labels": [...], "counts"}`.
 
     Dev is carved from train (by document where there are documents, else by sentence) with
-    `seed` when the data has no dev split.
+    `seed` when the data has no dev split. Sentences are cut to at most `max_words` words.
+    `allow_network` (hub downloads of the `huggingface` format) defaults to what the job's
+    environment says (`network_allowed`, set from the config's `allow_network`).
     """
     fmt = spec.get("format")
     if fmt not in FORMATS:
         raise TaskDataError(f"tasks files: format {fmt!r} is unknown; use one of {FORMATS}")
-    path = Path(spec["path"]).expanduser()
-    if not path.exists():
+    if fmt == "huggingface" and not (spec.get("name") or spec.get("path")):
+        raise TaskDataError(
+            "tasks files (huggingface): give the hub dataset `name` (ORG/NAME) or a local `path`"
+        )
+    path = Path(spec.get("path") or spec.get("name", "")).expanduser()
+    if fmt != "huggingface" and not path.exists():
         raise TaskDataError(
             f"tasks files: path {path} does not exist; fix `path` in the config or fetch the data"
         )
@@ -344,8 +590,11 @@ def load_task(spec: dict, max_words: int) -> dict:
                     f"tasks files: {split} file {file} does not exist; fix `splits.{split}`"
                 )
             sentences[split], origin[split] = read_conll(file, fmt, labels), file
-        if "dev" not in sentences and "train" in sentences:
-            sentences["train"], sentences["dev"] = _carve(sentences["train"], dev_fraction, seed)
+        documents = None
+    elif fmt == "huggingface":
+        allowed = network_allowed() if allow_network is None else allow_network
+        sentences, origin, label = _hf_splits(spec, labels, allowed)
+        path = label  # for messages
         documents = None
     else:
         documents = _documents(fmt, path, spec, labels, seed, counts)
@@ -371,6 +620,10 @@ def load_task(spec: dict, max_words: int) -> dict:
             split: [s for d in docs for s in document_sentences(d, max_words)]
             for split, docs in documents.items()
         }
+    if documents is None:
+        if "dev" not in sentences and "train" in sentences:
+            sentences["train"], sentences["dev"] = _carve(sentences["train"], dev_fraction, seed)
+        sentences = {split: cut_sentences(ss, max_words) for split, ss in sentences.items()}
     for split in SPLITS:
         if not sentences.get(split):
             raise TaskDataError(
@@ -388,7 +641,8 @@ def load_task(spec: dict, max_words: int) -> dict:
     return {
         "sentences": {split: sentences[split] for split in SPLITS},
         "documents": None if documents is None else {s: documents[s] for s in SPLITS},
-        "labels": sorted(labels) if labels else found,
+        # configured labels, plus the joined labels of `nesting: concatenate`
+        "labels": sorted(set(labels) | set(found)) if labels else found,
         "counts": counts,
     }
 

@@ -25,6 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from medistill.config import BASELINE_CORPUS  # noqa: E402
 from medistill.io import atomic_path, atomic_write  # noqa: E402
 
 REQUIRED_KEYS = (
@@ -46,9 +47,12 @@ LEAD_COLUMNS = (
     "task",
     "role",
     "f1",
+    "f1_std",
     "f1_typo5",
     "f1_retention",
     "speedup",
+    "baseline_f1",
+    "f1_vs_baseline",
     "params_total",
     "params_non_embedding",
     "latency_ms_b1",
@@ -108,7 +112,10 @@ def load_evaluations(paths: Iterable[str | Path]) -> pd.DataFrame:
     records = [_read_evaluation(Path(p)) for p in paths]
     if not records:
         return pd.DataFrame(columns=list(REQUIRED_KEYS))
-    return pd.json_normalize(records, sep=".")
+    df = pd.json_normalize(records, sep=".")
+    if "f1_std" not in df:  # evaluations written before seeds were recorded
+        df["f1_std"] = np.nan
+    return df
 
 
 def add_relative_columns(df: pd.DataFrame) -> pd.DataFrame:
@@ -138,6 +145,22 @@ def add_relative_columns(df: pd.DataFrame) -> pd.DataFrame:
     out["f1_retention"] = out["f1"].astype(float) / teacher_f1
     out["speedup"] = teacher_latency / out["latency_ms_b1"].astype(float)
     out.loc[is_teacher, ["f1_retention", "speedup"]] = 1.0
+    return out
+
+
+def add_baseline_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """Add ``baseline_f1`` and ``f1_vs_baseline``: each distilled student against the same
+    student trained on gold labels alone (corpus ``gold``, same teacher, size and task).
+
+    NaN where there is no baseline row, and on teacher and baseline rows themselves.
+    """
+    out = df.copy()
+    is_baseline = (out["corpus"] == BASELINE_CORPUS) & (out["role"] != "teacher")
+    baselines = out[is_baseline].set_index(["teacher", "size", "task"])["f1"]
+    keys = pd.MultiIndex.from_frame(out[["teacher", "size", "task"]])
+    out["baseline_f1"] = baselines.reindex(keys).to_numpy(dtype=float)
+    out.loc[is_baseline | (out["role"] == "teacher"), "baseline_f1"] = np.nan
+    out["f1_vs_baseline"] = out["f1"].astype(float) - out["baseline_f1"]
     return out
 
 
@@ -265,9 +288,10 @@ def _save(fig, path: Path) -> None:
 
 
 def perturbation_columns(df: pd.DataFrame) -> list[str]:
-    """``f1`` (clean) then every ``f1_<perturbation>`` score column (``f1_typo5``, ...)."""
-    skip = {"f1_macro", "f1_retention"}
-    return ["f1"] + sorted(c for c in df.columns if c.startswith("f1_") and c not in skip)
+    """``f1`` (clean) then the ``f1_<perturbation>`` score columns present (``f1_typo5``, ...)."""
+    from medistill.tasks import ROBUSTNESS_SETS
+
+    return ["f1"] + sorted(f"f1_{n}" for n in ROBUSTNESS_SETS if f"f1_{n}" in df.columns)
 
 
 def plot_robustness(df: pd.DataFrame, path: str | Path) -> None:
@@ -341,8 +365,13 @@ def plot_training_curves(histories: Mapping[str, list[dict]], path: str | Path) 
             for label, history in sorted(histories.items()):
                 if label.endswith("(teacher)") != teachers or not history:
                     continue
-                steps = [p["step"] for p in history]
-                ax.plot(steps, [p["loss"] for p in history], marker=".", label=label)
+                points = [p for p in history if "loss" in p]  # not the dev F1 entries
+                ax.plot(
+                    [p["step"] for p in points],
+                    [p["loss"] for p in points],
+                    marker=".",
+                    label=label,
+                )
                 drawn += 1
             if drawn:
                 ax.legend(fontsize=7, loc="best")
@@ -444,6 +473,18 @@ def _table(df: pd.DataFrame) -> str:
     return f'<div class="scroll">{table}</div>'
 
 
+def _baseline_table(df: pd.DataFrame) -> str:
+    rows = df[df["baseline_f1"].notna()]
+    if rows.empty:
+        return "<p>No baseline row (<code>sweep.baselines</code> is off).</p>"
+    columns = ["teacher", "corpus", "size", "f1", "f1_std", "baseline_f1", "f1_vs_baseline"]
+    beaten = int((rows["f1_vs_baseline"] > 0).sum())
+    return (
+        f"<p>Distillation beat the gold-only baseline for {beaten} of {len(rows)} students "
+        "(same student, same steps, no teacher).</p>" + _table(rows.loc[:, columns])
+    )
+
+
 def _img(path: Path, alt: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
@@ -530,10 +571,14 @@ def render_html(
 <body>
 <h1>medistill: size / performance trade-off</h1>
 <p>{len(df)} models evaluated ({int((df["role"] == "teacher").sum())} of them teachers), {now}.
-F1 is seqeval entity-level micro F1 (strict IOB2); <code>f1_typo5</code> is F1 with a typo in 5%
-of the test words; latency is the median CPU time per sentence at batch size 1.</p>
+F1 is seqeval entity-level micro F1 (strict IOB2), the mean over the training seeds
+(<code>f1_std</code>: their standard deviation); <code>f1_typo5</code> is F1 with a typo in 5%
+of the test words; latency is the median CPU time per sentence at batch size 1. Corpus
+<code>gold</code> rows are the baselines: the same student trained on gold labels alone.</p>
 <h2 id="budgets">Recommended student per budget</h2>
 {budgets}
+<h2 id="baselines">Distillation against its baseline</h2>
+{_baseline_table(df)}
 <h2 id="plots">Plots</h2>
 {figures}
 <h2 id="fronts">Pareto fronts</h2>
@@ -563,7 +608,7 @@ def build_report(
     computed within its task. ``model_dirs`` are the trained models, whose saved loss histories
     make the training-curve plot; ``config`` gives the budgets, licences and the config shown.
     """
-    df = add_relative_columns(load_evaluations(eval_paths))
+    df = add_baseline_columns(add_relative_columns(load_evaluations(eval_paths)))
     if df.empty:
         raise ValueError("no evaluation files to report on")
     out_dir = Path(out_dir)

@@ -154,48 +154,57 @@ def finetune_teacher(
     base_dir: Path,
     task_dir: Path,
     out_dir: Path,
+    seeds_dir: Path,
     checkpoint: Path,
-) -> dict:
-    """Fine-tune the prepared teacher on the task's train split; save it with its tokenizer."""
+) -> list[dict]:
+    """Fine-tune the prepared teacher on the task's train split, one run per seed, each kept at
+    its best dev F1; save the best run with its tokenizer in `out_dir`, the others in
+    `seeds_dir`. Returns the runs' summaries."""
     from medistill.config import config_hash
     from medistill.corpus import read_jsonl
-    from medistill.distill import build_examples, choose_device, train
-    from medistill.io import read_json, save_pretrained_atomic, write_json
+    from medistill.distill import build_examples, dev_summary, seed_list, train_seeds
+    from medistill.io import read_json
     from medistill.losses import TaskObjective
     from medistill.tracking import log_run
 
     spec = config["teachers"][teacher]
     recipe = spec["finetune"]
     labels = read_json(Path(task_dir) / "labels.json")
-    model, tokenizer = with_label_head(base_dir, labels, config)
+    _, tokenizer = with_label_head(base_dir, labels, config)
     sentences = read_jsonl(Path(task_dir) / "train.jsonl")
     examples = build_examples(tokenizer, sentences, labels, config["max_length"])
-    history = train(
-        model,
+
+    def new_model():
+        model, _ = with_label_head(base_dir, labels, config)
+        model.config.medistill_teacher = {
+            "name": teacher,
+            "source": spec["source"],
+            "licence": spec["licence"],
+            "task": task,
+        }
+        return model
+
+    runs = train_seeds(
+        config,
+        new_model,
         examples,
         recipe,
-        pad_id=tokenizer.pad_token_id,
-        seed=config["seed"],
-        device=choose_device(config["device"]),
+        objective=TaskObjective(temperature=1.0, kl_weight=0.0, ce_weight=1.0),
+        tokenizer=tokenizer,
+        dev_sentences=read_jsonl(Path(task_dir) / "dev.jsonl"),
         checkpoint=Path(checkpoint),
         fingerprint=config_hash({"source": spec["source"], "recipe": recipe, "n": len(examples)}),
-        objective=TaskObjective(temperature=1.0, kl_weight=0.0, ce_weight=1.0),
         desc=f"fine-tuning {teacher} on {task}",
+        out_dir=Path(out_dir),
+        seeds_dir=Path(seeds_dir),
     )
-    model.config.medistill_teacher = {
-        "name": teacher,
-        "source": spec["source"],
-        "licence": spec["licence"],
-        "task": task,
-    }
-    save_pretrained_atomic(model, tokenizer, out_dir)
-    write_json(history, Path(out_dir) / "training_history.json")
+    history = read_json(Path(out_dir) / "training_history.json")
     log_run(
         config,
         f"finetune/{teacher}/{task}",
-        params={"teacher": spec, "max_length": config["max_length"], "seed": config["seed"]},
-        metrics={"final_train_loss": history[-1]["loss"]},
+        params={"teacher": spec, "max_length": config["max_length"], "seeds": seed_list(config)},
+        metrics=dev_summary(runs),
         tags={"stage": "finetune", "teacher": teacher, "task": task, "licence": spec["licence"]},
         history=history,
     )
-    return {"history": history}
+    return runs

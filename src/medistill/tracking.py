@@ -163,8 +163,8 @@ def run_record(
     for artifact in artifacts:
         path = Path(artifact).resolve()
         paths.append(str(path.relative_to(base)) if path.is_relative_to(base) else str(path))
-    history = [
-        {"step": int(p["step"]), "loss": float(p["loss"])} | ({"lr": p["lr"]} if "lr" in p else {})
+    history = [  # training loss points, and dev F1 points where the run selects on dev
+        {"step": int(p["step"])} | {k: float(p[k]) for k in ("loss", "lr", "dev_f1") if k in p}
         for p in history or []
     ]
     record = {
@@ -288,11 +288,12 @@ def _send(client, experiment_id: str, record: dict, base: Path, parent_id: str |
         client.log_batch(run_id, params=params[start : start + 100], synchronous=True)
     stamp = record["time_ms"]
     metrics = [Metric(k, v, stamp, 0) for k, v in record["metrics"].items()]
-    metrics += [Metric("train_loss", p["loss"], stamp, p["step"]) for p in record["history"]]
+    series = {"loss": "train_loss", "lr": "learning_rate", "dev_f1": "dev_f1"}
     metrics += [
-        Metric("learning_rate", float(p["lr"]), stamp, p["step"])
+        Metric(name, p[key], stamp, p["step"])
         for p in record["history"]
-        if "lr" in p
+        for key, name in series.items()
+        if key in p
     ]
     for start in range(0, len(metrics), 1000):
         client.log_batch(run_id, metrics=metrics[start : start + 1000], synchronous=True)

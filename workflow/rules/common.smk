@@ -4,7 +4,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from medistill.config import ConfigError, validate_config
+from medistill.config import BASELINE_CORPUS, ConfigError, validate_config
 from medistill.tasks import ROBUSTNESS_SETS
 
 try:
@@ -18,6 +18,8 @@ except ConfigError as error:
 
 TASK = config["sweep"]["task"]
 SWEEP = config["sweep"]
+# The students' corpora, and `gold` for the baselines trained on gold labels alone.
+STUDENT_CORPORA = SWEEP["corpora"] + ([BASELINE_CORPUS] if SWEEP["baselines"] else [])
 
 
 wildcard_constraints:
@@ -54,11 +56,15 @@ def teacher_model(wildcards):
 
 
 def distill_inputs(wildcards):
-    """The caches a size's mode reads: task logits, the general cache, or both."""
+    """What a size's mode reads: the corpus and its task logits, general cache, or both; a
+    baseline (corpus `gold`) reads the task's gold labels alone (the pretrained teacher too,
+    which a general-mode student is cut from)."""
     mode = config["sizes"][wildcards.size]["mode"]
     members = config["teachers"][wildcards.teacher].get("mix", [wildcards.teacher])
     init = init_teacher(wildcards.teacher)
-    inputs = {}
+    if wildcards.corpus == BASELINE_CORPUS:
+        return {} if mode == "task" else {"base": f"results/teachers/{init}/base"}
+    inputs = {"docs": f"results/corpus/{wildcards.corpus}/augmented.jsonl"}
     if mode != "general":
         inputs["cache"] = [
             f"results/cache/{m}/{wildcards.corpus}/task/manifest.json" for m in members
@@ -71,7 +77,8 @@ def distill_inputs(wildcards):
 
 def compressed_from(wildcards):
     source = config["sizes"][wildcards.size]["from"]
-    return f"results/students/{wildcards.teacher}/{wildcards.corpus}/{source}/model"
+    folder = f"results/students/{wildcards.teacher}/{wildcards.corpus}/{source}"
+    return {"model": f"{folder}/model", "seeds": f"{folder}/seeds"}
 
 
 def task_test_files(wildcards):
@@ -88,7 +95,7 @@ def evaluation_files(wildcards):
     students = expand(
         "results/eval/{teacher}/{corpus}/{size}/{task}.json",
         teacher=SWEEP["teachers"],
-        corpus=SWEEP["corpora"],
+        corpus=STUDENT_CORPORA,
         size=SWEEP["sizes"],
         task=TASK,
     )

@@ -1,14 +1,16 @@
-# The checkpoints sit outside the declared output (see finetune_teacher). Sizes with `layers`
+# The checkpoints sit outside the declared outputs (see finetune_teacher). Sizes with `layers`
 # are trained here; sizes with `compress` are made from a trained size by compress_student.
+# The corpus `gold` (sweep.baselines) trains the same students on gold labels alone.
 rule distill_student:
     input:
         unpack(distill_inputs),
         teacher=teacher_model,
-        docs="results/corpus/{corpus}/augmented.jsonl",
         train=f"results/tasks/{TASK}/train.jsonl",
+        dev=f"results/tasks/{TASK}/dev.jsonl",
         labels=f"results/tasks/{TASK}/labels.json",
     output:
-        directory("results/students/{teacher}/{corpus}/{size}/model"),
+        model=directory("results/students/{teacher}/{corpus}/{size}/model"),
+        seeds=directory("results/students/{teacher}/{corpus}/{size}/seeds"),
     log:
         "results/logs/distill_student/{teacher}/{corpus}/{size}.log",
     wildcard_constraints:
@@ -24,12 +26,14 @@ rule distill_student:
         "../scripts/distill_student.py"
 
 
-# Post-training compression (int8 dynamic quantisation, ONNX export) of a trained student.
+# Post-training compression (int8 dynamic quantisation, ONNX export) of a trained student,
+# every seed's run.
 rule compress_student:
     input:
-        compressed_from,
+        unpack(compressed_from),
     output:
-        directory("results/students/{teacher}/{corpus}/{size}/model"),
+        model=directory("results/students/{teacher}/{corpus}/{size}/model"),
+        seeds=directory("results/students/{teacher}/{corpus}/{size}/seeds"),
     log:
         "results/logs/compress_student/{teacher}/{corpus}/{size}.log",
     wildcard_constraints:

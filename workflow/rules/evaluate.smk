@@ -4,6 +4,7 @@ rule evaluate_student:
     input:
         unpack(task_test_files),
         model="results/students/{teacher}/{corpus}/{size}/model",
+        seeds="results/students/{teacher}/{corpus}/{size}/seeds",
     output:
         "results/eval/{teacher}/{corpus}/{size}/{task}.json",
     log:
@@ -24,6 +25,7 @@ rule evaluate_teacher:
     input:
         unpack(task_test_files),
         model="results/teachers/{teacher}/{task}/model",
+        seeds="results/teachers/{teacher}/{task}/seeds",
     output:
         "results/eval/{teacher}/teacher/{task}.json",
     log:

@@ -4,7 +4,7 @@ TRAINED_MODELS = [
 ] + expand(
     "results/students/{teacher}/{corpus}/{size}/model",
     teacher=SWEEP["teachers"],
-    corpus=SWEEP["corpora"],
+    corpus=STUDENT_CORPORA,
     size=SWEEP["sizes"],
 )
 REPORT_SVGS = [

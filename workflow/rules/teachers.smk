@@ -21,15 +21,17 @@ rule prepare_teacher:
         "../scripts/prepare_teacher.py"
 
 
-# The checkpoint sits outside the declared output: Snakemake deletes the outputs of a killed
-# job, and the rerun must find the checkpoint to resume from it.
+# One run per seed: `model` is the run with the best dev F1, `seeds` the others. Checkpoints
+# and finished runs sit outside the declared outputs: Snakemake deletes the outputs of a killed
+# job, and the rerun must find them to resume.
 rule finetune_teacher:
     input:
         base="results/teachers/{teacher}/base",
         train="results/tasks/{task}/train.jsonl",
         labels="results/tasks/{task}/labels.json",
     output:
-        directory("results/teachers/{teacher}/{task}/model"),
+        model=directory("results/teachers/{teacher}/{task}/model"),
+        seeds=directory("results/teachers/{teacher}/{task}/seeds"),
     log:
         "results/logs/finetune_teacher/{teacher}/{task}.log",
     conda:

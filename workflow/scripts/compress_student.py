@@ -1,5 +1,12 @@
-from medistill.compress import compress_student
+from medistill.compress import compress_runs
 from medistill.runtime import prepare_job
 
 prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)
-compress_student(snakemake.input[0], snakemake.output[0], kind=snakemake.params.kind)
+compress_runs(
+    snakemake.input.model,
+    snakemake.input.seeds,
+    snakemake.output.model,
+    snakemake.output.seeds,
+    kind=snakemake.params.kind,
+    trust_remote_code=snakemake.config["trust_remote_code"],
+)

@@ -11,10 +11,11 @@ distill_student(
     size=snakemake.wildcards.size,
     teacher_dir=snakemake.input.teacher,
     base_dir=snakemake.input.get("base"),
-    corpus_path=snakemake.input.docs,
+    corpus_path=snakemake.input.get("docs"),
     task_dir=Path(snakemake.input.labels).parent,
     manifest_paths=snakemake.input.get("cache", []),
     general_manifest=snakemake.input.get("general_cache"),
-    out_dir=snakemake.output[0],
+    out_dir=snakemake.output.model,
+    seeds_dir=snakemake.output.seeds,
     checkpoint=snakemake.params.checkpoint,
 )

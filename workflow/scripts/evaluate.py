@@ -9,6 +9,7 @@ student = snakemake.params.role == "student"
 result = evaluate_to_json(
     snakemake.config,
     model_dir=snakemake.input.model,
+    seeds_dir=snakemake.input.seeds,
     test_files={
         name: snakemake.input[name] for name in ("clean", "typo5", "typo15", "abbrev", "unseen")
     },

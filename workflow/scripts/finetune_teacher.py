@@ -10,6 +10,7 @@ finetune_teacher(
     task=snakemake.wildcards.task,
     base_dir=snakemake.input.base,
     task_dir=Path(snakemake.input.train).parent,
-    out_dir=snakemake.output[0],
+    out_dir=snakemake.output.model,
+    seeds_dir=snakemake.output.seeds,
     checkpoint=snakemake.params.checkpoint,
 )
