@@ -94,7 +94,30 @@ def test_smoke_sweep_end_to_end(smoke_sweep):
     results = smoke_sweep / "results"
 
     table = pd.read_csv(results / "report" / "tradeoff.csv")
-    assert sorted(table["size"]) == ["G1", "L1", "L1-int8", "L2-narrow", "teacher"]
+    assert sorted(table["size"]) == ["G1", "L1", "L1-int8", "L2-narrow", "teacher"] + [
+        "G1",
+        "L1",
+        "L1-int8",
+        "L2-narrow",
+    ]
+    baselines = table[table["corpus"] == "gold"].set_index("size")
+    assert len(baselines) == 4  # one per student: gold labels alone, same steps
+    distilled = table[table["corpus"] == "synth"].set_index("size")
+    assert distilled["baseline_f1"].tolist() == baselines.loc[distilled.index, "f1"].tolist()
+    assert baselines["baseline_f1"].isna().all()
+    # two seeds per model: the mean, the spread, and the kept run first
+    for row in table.itertuples():
+        per_seed = json.loads(row.f1_per_seed)
+        assert sorted(json.loads(row.seeds)) == [13, 14] and len(per_seed) == 2
+        assert row.f1 == pytest.approx(sum(per_seed) / 2)
+    assert (table["f1_std"] >= 0).all()
+    for column in ("energy_kwh_train", "co2_kg_train", "energy_kwh_inference"):
+        assert (table[column] > 0).all(), column
+    assert set(table["energy_country"]) == {"FRA"}
+    history = json.loads(
+        (results / "students/minilm-l6/synth/L1/model/training_history.json").read_text()
+    )
+    assert [p["step"] for p in history if "dev_f1" in p] == [4, 9]  # eval_every 5, 10 steps
     for column in (
         "teacher",
         "corpus",
