@@ -240,10 +240,11 @@ resources:
 SLURM_SIZES = """
 sweep: {task: ner-synth, teachers: [minilm-l6], corpora: [synth], sizes: [L1-int8, G1]}
 """
-# Long enough to cancel the distillation job between two checkpoints.
+# Long enough to cancel the distillation job between two checkpoints; one seed, no baseline.
 LONG_DISTILL = """
-sweep: {task: ner-synth, teachers: [minilm-l6], corpora: [synth], sizes: [L1]}
-distill: {steps: 150, batch_size: 8, learning_rate: 3.0e-4, checkpoint_every: 10}
+seeds: 1
+sweep: {task: ner-synth, teachers: [minilm-l6], corpora: [synth], sizes: [L1], baselines: false}
+distill: {steps: 150, batch_size: 8, learning_rate: 3.0e-4, checkpoint_every: 10, eval_every: 50}
 """
 
 
@@ -368,7 +369,7 @@ def test_cancelled_distillation_resumes_from_its_checkpoint(slurm_env, smoke_swe
     rerun = ("--forcerun", "distill_student")
     started = time.monotonic()
     on_slurm = slurm_run(cluster, slurm_env, LONG_DISTILL, extra=rerun)
-    checkpoint = cluster / "results/checkpoints/students/minilm-l6/synth/L1.pt"
+    checkpoint = cluster / "results/checkpoints/students/minilm-l6/synth/L1-seed13.pt"
 
     def running_distillation():
         jobs = slurm_jobs(slurm_env, cluster)
@@ -391,7 +392,7 @@ def test_cancelled_distillation_resumes_from_its_checkpoint(slurm_env, smoke_swe
     distillations = [j for j in slurm_jobs(slurm_env, cluster) if j["rule"] == "distill_student"]
     assert [j["JobState"] for j in distillations] == ["CANCELLED", "COMPLETED"], output[-4000:]
     log = (cluster / "results/logs/distill_student/minilm-l6/synth/L1.log").read_text()
-    resumed = re.search(r"resuming distilling minilm-l6/synth/L1 from step (\d+)", log)
+    resumed = re.search(r"resuming distilling minilm-l6/synth/L1 \(seed 13\) from step (\d+)", log)
     assert resumed and 0 < int(resumed.group(1)) < 150, log[-3000:]
     pd.testing.assert_frame_equal(
         results_table(cluster), results_table(reference), check_exact=True
