@@ -181,3 +181,104 @@ def test_smoke_sweep_end_to_end(smoke_sweep):
         smoke_sweep, "-n", "--cores", "2", "--configfile", str(ROOT / "config" / "smoke.yaml")
     )
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+# The example studies with hub teachers (config/*-hub.yaml), each as the files stacked on the
+# default config, and the task its sweep evaluates on.
+HUB_STUDIES = {
+    "quaero-emea": (["quaero-hub.yaml"], "quaero-emea"),
+    "quaero-medline": (["quaero-hub.yaml", "quaero-medline-hub.yaml"], "quaero-medline"),
+    "e3c": (["e3c-hub.yaml"], "e3c-xmi"),
+}
+HUB_REPOS = ("almanach/camembert-bio-base", "Dr-BERT/DrBERT-7GB", "almanach/camembertav2-base")
+
+
+def _fake_hub_cache(cache: Path) -> Path:
+    """A Hugging Face hub cache holding the hub teachers' config.json alone (their real shape:
+    12 layers, width 768, 12 heads, feed-forward 3072), so the config check resolves them
+    offline and checks the student sizes against them, as on a machine that downloaded them."""
+    commit = "0" * 40
+    for repo in HUB_REPOS:
+        folder = cache / ("models--" + repo.replace("/", "--"))
+        (folder / "refs").mkdir(parents=True)
+        (folder / "refs" / "main").write_text(commit)
+        snapshot = folder / "snapshots" / commit
+        snapshot.mkdir(parents=True)
+        shape = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12}
+        shape |= {"intermediate_size": 3072, "architectures": ["AutoModelForMaskedLM"]}
+        (snapshot / "config.json").write_text(json.dumps(shape))
+    return cache
+
+
+def _stacked_config(files: list[str]) -> dict:
+    """The default config with `files` merged over it, key by key, as `--configfile` does."""
+    import yaml
+    from snakemake.utils import update_config
+
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    for name in files:
+        update_config(config, yaml.safe_load((ROOT / "config" / name).read_text()))
+    return config
+
+
+@pytest.mark.parametrize("study", sorted(HUB_STUDIES))
+def test_hub_study_configs_pass_validation(study, tmp_path, monkeypatch):
+    import copy
+
+    from huggingface_hub import constants
+
+    from medistill.config import ConfigError, validate_config
+
+    files, task = HUB_STUDIES[study]
+    raw = _stacked_config(files)
+    # A fresh machine (empty cache): allowed to download, so the teachers wait for run time.
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty"))
+    config = validate_config(copy.deepcopy(raw), where=", ".join(files))
+    assert config["sweep"]["task"] == task and config["allow_network"] is True
+    assert config["seeds"] == 5 and config["sweep"]["baselines"] is True
+    assert config["finetune"]["learning_rate"] == 5e-5
+    for recipe in (config["finetune"], config["distill"]):
+        assert recipe["eval_every"] < recipe["steps"] and recipe["patience"] > 0
+    assert config["resources"]["gpu_rules"]["gpu"] == 1
+    teachers = {n: config["teachers"][n] for n in config["sweep"]["teachers"]}
+    assert sorted(t["source"].removeprefix("hub:") for t in teachers.values()) == sorted(HUB_REPOS)
+    assert all(t["licence"] in config["licences"]["allowed"] for t in teachers.values())
+
+    # With the teachers in the cache, every swept size is checked against their shape.
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(_fake_hub_cache(tmp_path / "hub")))
+    validate_config(copy.deepcopy(raw), where=", ".join(files))
+    raw["sizes"]["L13"] = {"layers": 13}
+    raw["sweep"]["sizes"] = [*raw["sweep"]["sizes"], "L13"]
+    with pytest.raises(ConfigError, match=r"sizes\.L13 with teacher .* more than the teacher's 12"):
+        validate_config(raw, where=", ".join(files))
+
+
+@pytest.mark.parametrize("study", sorted(HUB_STUDIES))
+def test_hub_study_configs_plan_the_whole_grid(study, tmp_path, monkeypatch):
+    files, task = HUB_STUDIES[study]
+    monkeypatch.setenv("HF_HUB_CACHE", str(_fake_hub_cache(tmp_path / "hub")))
+    workdir = tmp_path / "work"
+    configfiles = [str(ROOT / "config" / name) for name in files]
+    run = snakemake(workdir, "-n", "--cores", "2", "--configfile", *configfiles)
+    assert run.returncode == 0, run.stderr
+    stats = run.stdout.split("Job stats:")[1].split("\n\n")[0]
+    counts = {line.split()[0]: int(line.split()[1]) for line in stats.splitlines()[3:]}
+    # 3 teachers x 2 corpora (the distillation corpus and the gold-only baselines) x 3 trained
+    # sizes, each with 2 int8 copies; 5 seeds run inside each training job.
+    expected = {
+        "prepare_task": 1,
+        "finetune_teacher": 3,
+        "cache_teacher_logits": 3,
+        "distill_student": 18,
+        "compress_student": 12,
+        "evaluate_teacher": 3,
+        "evaluate_student": 30,
+        "report": 1,
+    }
+    assert {rule: counts.get(rule) for rule in expected} == expected, stats
+    assert f"results/tasks/{task}/train.jsonl" in run.stdout
+    other_tasks = {t for _, t in HUB_STUDIES.values()} - {task}
+    assert not any(f"results/tasks/{t}/" in run.stdout for t in other_tasks)
+    finetune = run.stdout.split("rule finetune_teacher:")[1].split("\n[")[0]  # up to the next job
+    assert "gpu=1" in finetune and "gpu_model=a100" in finetune
+    assert not (workdir / "results").exists()

