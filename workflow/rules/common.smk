@@ -70,7 +70,9 @@ def distill_inputs(wildcards):
             f"results/cache/{m}/{wildcards.corpus}/task/manifest.json" for m in members
         ]
     if mode != "task":  # the general stage learns from the init teacher alone
-        inputs["general_cache"] = f"results/cache/{init}/{wildcards.corpus}/general/manifest.json"
+        inputs["general_cache"] = (
+            f"results/cache/{init}/{wildcards.corpus}/general/manifest.json"
+        )
         inputs["base"] = f"results/teachers/{init}/base"
     return inputs
 
