@@ -267,7 +267,9 @@ def check_server(uri: str, results: Path) -> dict[str, str]:
         )
         saved = json.loads((results / model / "model" / "training_history.json").read_text())
         curve = client.get_metric_history(by_name[name].info.run_id, "train_loss")
-        assert [m.step for m in curve] == [p["step"] for p in saved], name
+        assert [m.step for m in curve] == [p["step"] for p in saved if "loss" in p], name
+        dev = client.get_metric_history(by_name[name].info.run_id, "dev_f1")
+        assert [m.value for m in dev] == [p["dev_f1"] for p in saved if "dev_f1" in p], name
         assert "training_history.json" in artifacts[name]
     evaluation = by_name["evaluate/minilm-l6/synth/L1/ner-synth"]
     on_disk = json.loads((results / "eval/minilm-l6/synth/L1/ner-synth.json").read_text())
@@ -310,7 +312,7 @@ def test_smoke_sweep_with_server_down_then_relog_then_live_server(tmp_path):
     assert not (results / "mlflow.db").exists()
     cards = list((results / "students").glob("*/*/*/model/README.md"))
     cards += list((results / "teachers").glob("*/*/model/README.md"))
-    assert len(cards) == 5  # the teacher and four students (the int8 one included)
+    assert len(cards) == 9  # the teacher, four students (the int8 one included), four baselines
     assert "Intended use" in cards[0].read_text()
 
     server = start_server(tmp_path, port)

@@ -94,12 +94,8 @@ def test_smoke_sweep_end_to_end(smoke_sweep):
     results = smoke_sweep / "results"
 
     table = pd.read_csv(results / "report" / "tradeoff.csv")
-    assert sorted(table["size"]) == ["G1", "L1", "L1-int8", "L2-narrow", "teacher"] + [
-        "G1",
-        "L1",
-        "L1-int8",
-        "L2-narrow",
-    ]
+    sizes = ["G1", "L1", "L1-int8", "L2-narrow"]
+    assert sorted(table["size"]) == sorted(["teacher", *sizes, *sizes])
     baselines = table[table["corpus"] == "gold"].set_index("size")
     assert len(baselines) == 4  # one per student: gold labels alone, same steps
     distilled = table[table["corpus"] == "synth"].set_index("size")
@@ -134,7 +130,7 @@ def test_smoke_sweep_end_to_end(smoke_sweep):
         assert table[column].notna().all(), column
     assert table["f1"].between(0, 1).all()
     teacher = table[table["role"] == "teacher"].iloc[0]
-    students = table[table["role"] == "student"].set_index("size")
+    students = table[table["corpus"] == "synth"].set_index("size")
     narrow = students.loc["L2-narrow"]
     assert narrow["params_non_embedding"] < students.loc["L1", "params_non_embedding"]
     assert students.loc["L1", "params_non_embedding"] < teacher["params_non_embedding"]
