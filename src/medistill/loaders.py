@@ -43,7 +43,7 @@ from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 
-from medistill.tasks import document_sentences
+from medistill.tasks import document_sentences, to_iob2
 
 FORMATS = ("brat", "iob2", "iob1", "e3c-xmi", "huggingface")
 NESTING = ("outermost", "per_type", "concatenate")
@@ -196,16 +196,6 @@ def read_conll(path: Path, scheme: str = "iob2", labels: list[str] | None = None
         tags.append(tag)
     flush()
     return sentences
-
-
-def to_iob2(tags: list[str]) -> list[str]:
-    """IOB1 (or loose IOB2) -> IOB2: an I-X that does not continue an X run becomes B-X."""
-    out = []
-    for i, tag in enumerate(tags):
-        if tag.startswith("I-") and (i == 0 or tags[i - 1] == "O" or tags[i - 1][2:] != tag[2:]):
-            tag = f"B-{tag[2:]}"
-        out.append(tag)
-    return out
 
 
 def cut_sentences(sentences: list[dict], max_words: int) -> list[dict]:

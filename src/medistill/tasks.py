@@ -41,7 +41,7 @@ def document_sentences(doc: dict, max_words: int) -> list[dict]:
             words = [doc["text"][a:b] for a, b in spans[chunk : chunk + max_words]]
             sentence = {"id": f"{doc['id']}-{len(sentences)}", "words": words}
             if has_gold:
-                sentence["tags"] = _repair_iob2(tags[chunk : chunk + max_words])
+                sentence["tags"] = to_iob2(tags[chunk : chunk + max_words])
             sentences.append(sentence)
     return sentences
 
@@ -57,12 +57,15 @@ def _tags(word_spans: list[tuple[int, int]], entities: list[dict]) -> list[str]:
     return tags
 
 
-def _repair_iob2(tags: list[str]) -> list[str]:
-    """A chunk may start inside an entity: its first I- becomes B- so the tags stay IOB2."""
-    return [
-        f"B-{tag[2:]}" if tag.startswith("I-") and (i == 0 or tags[i - 1][2:] != tag[2:]) else tag
-        for i, tag in enumerate(tags)
-    ]
+def to_iob2(tags: list[str]) -> list[str]:
+    """IOB1 (or loose IOB2, or a chunk cut inside an entity) -> IOB2: an I-X that does not
+    continue an X run becomes B-X."""
+    out = []
+    for i, tag in enumerate(tags):
+        if tag.startswith("I-") and (i == 0 or tags[i - 1] == "O" or tags[i - 1][2:] != tag[2:]):
+            tag = f"B-{tag[2:]}"
+        out.append(tag)
+    return out
 
 
 def documents_to_sentences(docs: Iterable[dict], max_words: int) -> list[dict]:
