@@ -131,9 +131,9 @@ def test_bad_mixes_are_rejected(default_config, mix, expected):
         validate_config(_with_mix(default_config, **mix))
 
 
-def test_a_mix_over_different_label_sets_is_rejected(default_config):
+def test_a_mix_over_different_label_sets_is_rejected(default_config, tmp_path):
     default_config["tasks"]["e3c"] = {
-        "files": {"format": "iob2", "path": "/data/e3c", "labels": ["CLINENTITY"]}
+        "files": {"format": "iob2", "path": str(tmp_path), "labels": ["CLINENTITY"]}
     }
     default_config["teachers"]["e5-small"]["task"] = "e3c"
     with pytest.raises(ConfigError, match=r"member 'e5-small' is fine-tuned on task 'e3c'"):

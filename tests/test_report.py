@@ -242,6 +242,7 @@ def test_model_label_and_histories(tmp_path):
 CONFIG = {
     "teachers": {"camembert": {"source": "hub:almanach/camembert-bio-base", "licence": "MIT"}},
     "corpora": {"wiki": {"licence": "CC-BY-SA-4.0"}, "pubmed": {}},
+    "tasks": {"quaero": {"files": {"format": "brat", "path": "data/quaero"}}},
     "sweep": {"task": "quaero", "teachers": ["camembert"], "corpora": ["wiki", "pubmed"]},
     "report": {
         "budgets": [
@@ -336,6 +337,7 @@ def test_model_card_has_provenance_scores_and_limits(tmp_path):
         "camembert",
         "`wiki`",
         "CC-BY-SA-4.0",  # corpus licence
+        "`quaero` (data/quaero) | the dataset's own terms",  # task data, named by its path
         "| MIT |",  # teacher licence
         "layers kept: [0, 11]",
         "temperature 2.0",

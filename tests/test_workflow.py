@@ -77,6 +77,11 @@ def test_lint_is_clean(tmp_path):
         ("distill:\n  stepz: 3\n", "distill.stepz"),
         ("sizes:\n  L1: {layers: 0}\n", "sizes.L1.layers"),
         ("teachers:\n  minilm-l6: {source: 'local:/nowhere/model'}\n", "teachers.minilm-l6.source"),
+        (
+            "corpora:\n  synth:\n    sources:\n      - {kind: synthetic, n_docs: 5, seed: 1}\n"
+            "      - {kind: text, path: notes/missing.txt, licence: MIT}\n",
+            "corpora.synth.sources[1].path: notes/missing.txt does not exist",
+        ),
     ],
 )
 def test_bad_config_stops_before_any_job(tmp_path, override, expected):
@@ -206,6 +211,21 @@ def _fake_hub_cache(cache: Path) -> Path:
     return cache
 
 
+def _fake_local_data(workdir: Path, config: dict) -> None:
+    """Empty stand-ins for the corpus sources and task files a study reads from disk (relative
+    to `workdir`), as on the machine the study is written for."""
+    paths = [s["path"] for c in config["corpora"].values() for s in c["sources"] if "path" in s]
+    for task in config["tasks"].values():
+        paths += [task.get("files", {}).get(key) for key in ("path", "split_file")]
+    paths = [path for path in paths if path]
+    for path in map(Path, paths):
+        if path.suffix:  # a file
+            (workdir / path).parent.mkdir(parents=True, exist_ok=True)
+            (workdir / path).touch()
+        else:
+            (workdir / path).mkdir(parents=True, exist_ok=True)
+
+
 def _stacked_config(files: list[str]) -> dict:
     """The default config with `files` merged over it, key by key, as `--configfile` does."""
     import yaml
@@ -227,6 +247,9 @@ def test_hub_study_configs_pass_validation(study, tmp_path, monkeypatch):
 
     files, task = HUB_STUDIES[study]
     raw = _stacked_config(files)
+    workdir = tmp_path / "work"
+    _fake_local_data(workdir, raw)
+    monkeypatch.chdir(workdir)
     # A fresh machine (empty cache): allowed to download, so the teachers wait for run time.
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty"))
     config = validate_config(copy.deepcopy(raw), where=", ".join(files))
@@ -254,6 +277,7 @@ def test_hub_study_configs_plan_the_whole_grid(study, tmp_path, monkeypatch):
     files, task = HUB_STUDIES[study]
     monkeypatch.setenv("HF_HUB_CACHE", str(_fake_hub_cache(tmp_path / "hub")))
     workdir = tmp_path / "work"
+    _fake_local_data(workdir, _stacked_config(files))
     configfiles = [str(ROOT / "config" / name) for name in files]
     run = snakemake(workdir, "-n", "--cores", "2", "--configfile", *configfiles)
     assert run.returncode == 0, run.stderr

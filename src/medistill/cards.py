@@ -111,10 +111,14 @@ def model_card(model_dir: str | Path, evaluation: dict, config: dict) -> str:
     ]
     if is_student:
         lines.append(f"| distillation corpus | `{corpus}` | {corpus_licence} |")
-    task_corpus = next(iter(config["corpora"]), None)
-    task_licence = config["corpora"].get(task_corpus, {}).get("licence", DEFAULT_CORPUS_LICENCE)
+    task_files = config["tasks"][task].get("files")
+    if task_files:  # real annotated data: its own terms, named where it was read from
+        task_data = f"`{task}` ({task_files.get('path') or task_files.get('name')})"
+        task_licence = "the dataset's own terms"
+    else:
+        task_data, task_licence = f"`{task}` (synthetic reports)", DEFAULT_CORPUS_LICENCE
     lines += [
-        f"| task data | `{task}` (synthetic reports) | {task_licence} |",
+        f"| task data | {task_data} | {task_licence} |",
         "",
         "The weights derive from the teacher's: its licence applies to this model.",
         "",

@@ -215,6 +215,28 @@ def _check_references(config: dict, where: str) -> None:
         )
 
 
+def _check_local_paths(config: dict, where: str) -> None:
+    """Corpus sources and task files read from disk must exist before hours are spent: relative
+    paths are read from the working directory, as the jobs will read them."""
+    sweep = config["sweep"]
+    for name in sweep["corpora"]:
+        for index, source in enumerate(config["corpora"][name]["sources"]):
+            if "path" in source and not Path(source["path"]).expanduser().exists():
+                raise ConfigError(
+                    f"{where}: corpora.{name}.sources[{index}].path: {source['path']} does not "
+                    f"exist (read from {Path.cwd()}); fix the path or remove the source"
+                )
+    tasks = {sweep["task"]} | {config["teachers"][t].get("task") for t in teachers_used(config)}
+    for name in sorted(t for t in tasks if t):
+        files = config["tasks"][name].get("files", {})
+        for key in ("path", "split_file"):
+            if key in files and not Path(files[key]).expanduser().exists():
+                raise ConfigError(
+                    f"{where}: tasks.{name}.files.{key}: {files[key]} does not exist (read from "
+                    f"{Path.cwd()}); fix the path"
+                )
+
+
 def _check_licence(name: str, licence: str, config: dict, where: str) -> None:
     licences = config["licences"]
     if licence in licences["allowed"] or name in licences["accept"]:
@@ -290,6 +312,7 @@ def validate_config(config: dict, where: str = "config") -> dict:
         raise ConfigError(f"{where} is not valid:\n" + "\n".join(lines))
     _check_references(config, where)
     config = with_defaults(config)
+    _check_local_paths(config, where)
     _check_teachers(config, where)
     return config
 

@@ -447,6 +447,7 @@ def distill_student(
     out_dir: Path,
     seeds_dir: Path,
     checkpoint: Path,
+    log_run: Callable[..., object],
 ) -> list[dict]:
     """Train a student token classifier in the size's mode, one run per seed (see
     `train_seeds`); save the run with the best dev F1 as a model folder.
@@ -468,7 +469,6 @@ def distill_student(
     from medistill.students import count_parameters, make_student
     from medistill.tasks import documents_to_sentences
     from medistill.teachers import with_label_head
-    from medistill.tracking import log_run
 
     remote = config["trust_remote_code"]
     spec, recipe = config["sizes"][size], config["distill"]
@@ -555,7 +555,6 @@ def distill_student(
     write_json(history, Path(out_dir) / "training_history.json")
     trained = AutoModelForTokenClassification.from_pretrained(out_dir, trust_remote_code=remote)
     log_run(
-        config,
         f"distill/{teacher}/{corpus}/{size}",
         params={"distill": recipe, "size": spec, "seeds": seed_list(config)},
         metrics=dev_summary(runs) | count_parameters(trained),

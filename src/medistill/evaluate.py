@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -234,6 +235,7 @@ def evaluate_to_json(
     test_files: dict[str, Path],
     out_path: Path,
     identity: dict,
+    log_run: Callable[..., object],
 ) -> dict:
     """Evaluate a saved model and its other seeds' runs on the task's test files (scores: mean
     over the runs; efficiency: the kept model's); write the eval JSON and log it."""
@@ -244,7 +246,6 @@ def evaluate_to_json(
     from medistill.distill import choose_device
     from medistill.energy import track_energy
     from medistill.io import read_json, write_json
-    from medistill.tracking import log_run
 
     remote = config["trust_remote_code"]
     tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=remote)
@@ -278,7 +279,6 @@ def evaluate_to_json(
     write_json(result, out_path)
     run = "/".join(str(identity[k]) for k in ("teacher", "corpus", "size", "task"))
     log_run(
-        config,
         f"evaluate/{run}",
         params={"evaluate": config["evaluate"], "model": str(model_dir)},
         metrics={k: v for k, v in result.items() if isinstance(v, int | float)},

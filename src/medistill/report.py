@@ -12,7 +12,7 @@ import html
 import json
 import os
 import platform
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -633,14 +633,16 @@ def build_report(
     return df
 
 
-def log_report(config: Mapping, table: pd.DataFrame, artifacts: Iterable[str | Path]) -> None:
+def log_report(
+    config: Mapping,
+    table: pd.DataFrame,
+    artifacts: Iterable[str | Path],
+    log_run: Callable[..., object],
+) -> None:
     """Log the report as an MLflow run of the sweep: its headline figures and its files."""
-    from medistill.tracking import log_run
-
     students = table[table["role"] == "student"]
     sweep = config["sweep"]
     log_run(
-        config,
         "report",
         params={"report": config["report"], "sweep": sweep},
         metrics={

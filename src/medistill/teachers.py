@@ -7,6 +7,7 @@ downloaded only when the config sets `allow_network: true`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -85,7 +86,14 @@ def _texts(corpus_paths: list[Path], task_paths: list[Path]):
 
 
 def prepare_teacher(
-    config: dict, teacher: str, corpus_paths: list[Path], task_paths: list[Path], out_dir: Path
+    config: dict,
+    teacher: str,
+    corpus_paths: list[Path],
+    task_paths: list[Path],
+    out_dir: Path,
+    *,
+    allow_network: bool,
+    log_run: Callable[..., object],
 ) -> dict:
     """The teacher's pretrained weights as a local folder: fetched or converted, maybe trimmed.
 
@@ -97,11 +105,10 @@ def prepare_teacher(
 
     from medistill.io import save_pretrained_atomic, write_json
     from medistill.students import count_parameters
-    from medistill.tracking import log_run
 
     spec = config["teachers"][teacher]
     remote = config["trust_remote_code"]
-    path = fetch_teacher(spec["source"], config["allow_network"])
+    path = fetch_teacher(spec["source"], allow_network)
     model_config = AutoConfig.from_pretrained(path, trust_remote_code=remote).to_dict()
     loader = AutoModelForMaskedLM if has_masked_lm_head(model_config) else AutoModel
     model = loader.from_pretrained(path, trust_remote_code=remote)
@@ -122,7 +129,6 @@ def prepare_teacher(
     save_pretrained_atomic(model, tokenizer, out_dir)
     write_json(stats, Path(out_dir) / "prepare_stats.json")
     log_run(
-        config,
         f"prepare/{teacher}",
         params={"teacher": spec},
         metrics={k: v for k, v in stats.items() if isinstance(v, int | float)},
@@ -156,6 +162,7 @@ def finetune_teacher(
     out_dir: Path,
     seeds_dir: Path,
     checkpoint: Path,
+    log_run: Callable[..., object],
 ) -> list[dict]:
     """Fine-tune the prepared teacher on the task's train split, one run per seed, each kept at
     its best dev F1; save the best run with its tokenizer in `out_dir`, the others in
@@ -165,7 +172,6 @@ def finetune_teacher(
     from medistill.distill import build_examples, dev_summary, seed_list, train_seeds
     from medistill.io import read_json
     from medistill.losses import TaskObjective
-    from medistill.tracking import log_run
 
     spec = config["teachers"][teacher]
     recipe = spec["finetune"]
@@ -200,7 +206,6 @@ def finetune_teacher(
     )
     history = read_json(Path(out_dir) / "training_history.json")
     log_run(
-        config,
         f"finetune/{teacher}/{task}",
         params={"teacher": spec, "max_length": config["max_length"], "seeds": seed_list(config)},
         metrics=dev_summary(runs),

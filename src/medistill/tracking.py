@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import functools
 import json
 import logging
 import math
@@ -27,7 +28,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -403,6 +404,12 @@ def log_run(
     except Exception as error:
         _warn(uri, run_name, error, results_dir)
         return None
+
+
+def run_logger(config: dict, results_dir: str | Path = "results") -> Callable[..., str | None]:
+    """`log_run` bound to the whole sweep config (store, experiment, sweep hash, licences):
+    what a job hands the library, which itself sees only its rule's slice of the config."""
+    return functools.partial(log_run, config, results_dir=results_dir)
 
 
 def attach_artifacts(

@@ -13,6 +13,8 @@ rule cache_teacher_logits:
     threads: rule_threads("gpu_rules")
     resources:
         **rule_resources("gpu_rules"),
+    params:
+        settings=config_slice(*MODEL_KEYS, "max_words_per_sentence", "cache"),
     script:
         "../scripts/cache_teacher_logits.py"
 
@@ -32,5 +34,14 @@ rule cache_general:
     threads: rule_threads("gpu_rules")
     resources:
         **rule_resources("gpu_rules"),
+    params:
+        settings=config_slice(
+            *MODEL_KEYS,
+            "max_words_per_sentence",
+            "cache",
+            "distill.general.k",
+            "distill.general.mask_rate",
+            "distill.general.hidden_layers",
+        ),
     script:
         "../scripts/cache_general.py"

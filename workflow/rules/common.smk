@@ -119,3 +119,106 @@ def rule_resources(group):
         if spec.get("gpu_model"):
             resources["gpu_model"] = spec["gpu_model"]
     return resources
+
+
+# What a job's outputs depend on enters as `params.settings`: a slice of the config, in the
+# config's own shape, that the script hands to the library in place of the whole config.
+# Editing a value reruns exactly the jobs whose slice holds it (Snakemake's params trigger),
+# and a key the library reads but the rule does not declare fails loudly (KeyError) instead of
+# going unseen. Execution settings (tracking, resources, allow_network) are in no slice: they
+# change where and how a job runs, not what it computes, so editing them reruns nothing.
+def config_slice(*keys):
+    """The config keys `keys` ("a" or "a.b"), in the config's nesting; absent optional keys
+    (e.g. `energy`) stay absent."""
+    part = {}
+    for key in keys:
+        *parents, leaf = key.split(".")
+        source, target = config, part
+        for name in parents:
+            source = source[name]
+            target = target.setdefault(name, {})
+        if leaf in source:
+            target[leaf] = source[leaf]
+    return part
+
+
+# Keys that change what any model-running job computes.
+MODEL_KEYS = ("seed", "trust_remote_code", "device", "max_length")
+# Keys of every training run: seeds, dev scoring (batch size), energy measurement.
+TRAINING_KEYS = (*MODEL_KEYS, "seeds", "evaluate.batch_size", "energy")
+# Recipe keys of the teacher's logits, which a student trained on gold tags alone never reads.
+TEACHER_SIGNAL_KEYS = ("temperature", "kl_weight", "ce_weight")
+
+
+def only(spec, keys):
+    return {key: spec[key] for key in keys if key in spec}
+
+
+def corpus_settings(wildcards):
+    """What build_corpus reads of a corpus: all but its augmentation (augment_corpus's)."""
+    spec = config["corpora"][wildcards.corpus]
+    return {key: value for key, value in spec.items() if key != "augmentation"}
+
+
+def teacher_prepare_settings(wildcards):
+    spec = only(
+        config["teachers"][wildcards.teacher], ("source", "licence", "trim_vocabulary")
+    )
+    return config_slice("trust_remote_code") | {"teachers": {wildcards.teacher: spec}}
+
+
+def teacher_finetune_settings(wildcards):
+    spec = config["teachers"][wildcards.teacher]
+    return config_slice(*TRAINING_KEYS) | {"teachers": {wildcards.teacher: spec}}
+
+
+def distill_settings(wildcards):
+    """A student's slice: its size, the recipe keys its mode uses, its teacher's mix."""
+    size = config["sizes"][wildcards.size]
+    baseline = wildcards.corpus == BASELINE_CORPUS
+    recipe = dict(config["distill"])
+    if baseline or size["mode"] == "task":  # no general stage
+        del recipe["general"]
+    if baseline or size["mode"] == "general":  # gold tags only, no teacher logits
+        recipe = {k: v for k, v in recipe.items() if k not in TEACHER_SIGNAL_KEYS}
+    teacher = only(config["teachers"][wildcards.teacher], ("mix", "init", "licence"))
+    return config_slice(*TRAINING_KEYS, "max_words_per_sentence") | {
+        "distill": recipe,
+        "sizes": {wildcards.size: size},
+        "teachers": {wildcards.teacher: teacher},
+    }
+
+
+def evaluation_settings(wildcards):
+    """Scoring and timing settings, and what the model card names: the teacher's source and
+    licence, the corpus's licence, the task."""
+    corpus = getattr(wildcards, "corpus", None)
+    teacher = only(config["teachers"][wildcards.teacher], ("source", "licence"))
+    part = config_slice(*MODEL_KEYS, "evaluate", "energy") | {
+        "teachers": {wildcards.teacher: teacher},
+        "tasks": {wildcards.task: config["tasks"][wildcards.task]},
+        "corpora": {},
+    }
+    if corpus in config["corpora"]:
+        part["corpora"][corpus] = only(config["corpora"][corpus], ("licence",))
+    return part
+
+
+def report_settings(wildcards):
+    """The report shows the config itself: every key but the execution settings."""
+    return {
+        key: value
+        for key, value in config.items()
+        if key not in ("tracking", "resources", "allow_network")
+    }
+
+
+def external_corpus_files(wildcards):
+    """Local files and folders a corpus reads: editing one rebuilds the corpus."""
+    sources = config["corpora"][wildcards.corpus]["sources"]
+    return [source["path"] for source in sources if "path" in source]
+
+
+def external_task_files(wildcards):
+    files = config["tasks"][wildcards.task].get("files", {})
+    return [files[key] for key in ("path", "split_file") if key in files]

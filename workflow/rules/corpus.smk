@@ -1,4 +1,6 @@
 rule build_corpus:
+    input:
+        external_corpus_files,
     output:
         docs="results/corpus/{corpus}/documents.jsonl",
         stats="results/corpus/{corpus}/build_stats.json",
@@ -10,7 +12,7 @@ rule build_corpus:
     resources:
         **rule_resources("cpu_rules"),
     params:
-        spec=lambda wildcards: config["corpora"][wildcards.corpus],
+        spec=corpus_settings,
     script:
         "../scripts/build_corpus.py"
 

@@ -22,6 +22,7 @@ rule distill_student:
         **rule_resources("gpu_rules"),
     params:
         checkpoint="results/checkpoints/students/{teacher}/{corpus}/{size}.pt",
+        settings=distill_settings,
     script:
         "../scripts/distill_student.py"
 
@@ -45,5 +46,6 @@ rule compress_student:
         **rule_resources("cpu_rules"),
     params:
         kind=lambda wildcards: config["sizes"][wildcards.size]["compress"],
+        settings=config_slice("trust_remote_code"),
     script:
         "../scripts/compress_student.py"

@@ -17,6 +17,7 @@ rule evaluate_student:
     params:
         role="student",
         reference=lambda wildcards: init_teacher(wildcards.teacher),
+        settings=evaluation_settings,
     script:
         "../scripts/evaluate.py"
 
@@ -38,5 +39,6 @@ rule evaluate_teacher:
     params:
         role="teacher",
         reference=lambda wildcards: wildcards.teacher,
+        settings=evaluation_settings,
     script:
         "../scripts/evaluate.py"

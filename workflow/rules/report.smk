@@ -68,5 +68,7 @@ rule report:
     threads: rule_threads("cpu_rules")
     resources:
         **rule_resources("cpu_rules"),
+    params:
+        settings=report_settings,
     script:
         "../scripts/report.py"

@@ -1,4 +1,6 @@
 rule prepare_task:
+    input:
+        external_task_files,
     output:
         train="results/tasks/{task}/train.jsonl",
         dev="results/tasks/{task}/dev.jsonl",
@@ -17,5 +19,6 @@ rule prepare_task:
         **rule_resources("cpu_rules"),
     params:
         spec=lambda wildcards: config["tasks"][wildcards.task],
+        settings=config_slice("max_words_per_sentence", "seed"),
     script:
         "../scripts/prepare_task.py"

@@ -17,6 +17,8 @@ rule prepare_teacher:
     threads: rule_threads("cpu_rules")
     resources:
         **rule_resources("cpu_rules"),
+    params:
+        settings=teacher_prepare_settings,
     script:
         "../scripts/prepare_teacher.py"
 
@@ -28,6 +30,7 @@ rule finetune_teacher:
     input:
         base="results/teachers/{teacher}/base",
         train="results/tasks/{task}/train.jsonl",
+        dev="results/tasks/{task}/dev.jsonl",
         labels="results/tasks/{task}/labels.json",
     output:
         model=directory("results/teachers/{teacher}/{task}/model"),
@@ -41,5 +44,6 @@ rule finetune_teacher:
         **rule_resources("gpu_rules"),
     params:
         checkpoint="results/checkpoints/teachers/{teacher}/{task}.pt",
+        settings=teacher_finetune_settings,
     script:
         "../scripts/finetune_teacher.py"

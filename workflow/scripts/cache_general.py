@@ -2,9 +2,10 @@ from medistill.cache import cache_general
 from medistill.runtime import prepare_job
 
 prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)
-general = snakemake.config["distill"]["general"]
+settings = snakemake.params.settings
+general = settings["distill"]["general"]
 cache_general(
-    snakemake.config,
+    settings,
     teacher=snakemake.wildcards.teacher,
     teacher_dir=snakemake.input.teacher,
     corpus_path=snakemake.input.docs,

@@ -3,7 +3,7 @@ from medistill.runtime import prepare_job
 
 prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)
 cache_teacher_logits(
-    snakemake.config,
+    snakemake.params.settings,
     teacher=snakemake.wildcards.teacher,
     teacher_dir=snakemake.input.teacher,
     corpus_path=snakemake.input.docs,

@@ -8,5 +8,5 @@ compress_runs(
     snakemake.output.model,
     snakemake.output.seeds,
     kind=snakemake.params.kind,
-    trust_remote_code=snakemake.config["trust_remote_code"],
+    trust_remote_code=snakemake.params.settings["trust_remote_code"],
 )

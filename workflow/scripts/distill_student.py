@@ -2,10 +2,11 @@ from pathlib import Path
 
 from medistill.distill import distill_student
 from medistill.runtime import prepare_job
+from medistill.tracking import run_logger
 
 prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)
 distill_student(
-    snakemake.config,
+    snakemake.params.settings,
     teacher=snakemake.wildcards.teacher,
     corpus=snakemake.wildcards.corpus,
     size=snakemake.wildcards.size,
@@ -18,4 +19,5 @@ distill_student(
     out_dir=snakemake.output.model,
     seeds_dir=snakemake.output.seeds,
     checkpoint=snakemake.params.checkpoint,
+    log_run=run_logger(snakemake.config),
 )

@@ -1,13 +1,14 @@
 from medistill.cards import write_model_card
 from medistill.evaluate import evaluate_to_json
 from medistill.runtime import prepare_job
-from medistill.tracking import attach_artifacts
+from medistill.tracking import attach_artifacts, run_logger
 
 prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)
+settings = snakemake.params.settings
 wildcards = snakemake.wildcards
 student = snakemake.params.role == "student"
 result = evaluate_to_json(
-    snakemake.config,
+    settings,
     model_dir=snakemake.input.model,
     seeds_dir=snakemake.input.seeds,
     test_files={
@@ -22,9 +23,10 @@ result = evaluate_to_json(
         "role": snakemake.params.role,
         "reference_teacher": snakemake.params.reference,
     },
+    log_run=run_logger(snakemake.config),
 )
 # The model card needs the scores, so it is written here, into the model folder (Snakemake
 # dates a directory() output by its .snakemake_timestamp file: nothing reruns because of it).
-card = write_model_card(snakemake.input.model, result, snakemake.config)
+card = write_model_card(snakemake.input.model, result, settings)
 run = "/".join(result[k] for k in ("teacher", "corpus", "size", "task"))
 attach_artifacts(snakemake.config, f"evaluate/{run}", [card])

@@ -2,10 +2,11 @@ from pathlib import Path
 
 from medistill.runtime import prepare_job
 from medistill.teachers import finetune_teacher
+from medistill.tracking import run_logger
 
 prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)
 finetune_teacher(
-    snakemake.config,
+    snakemake.params.settings,
     teacher=snakemake.wildcards.teacher,
     task=snakemake.wildcards.task,
     base_dir=snakemake.input.base,
@@ -13,4 +14,5 @@ finetune_teacher(
     out_dir=snakemake.output.model,
     seeds_dir=snakemake.output.seeds,
     checkpoint=snakemake.params.checkpoint,
+    log_run=run_logger(snakemake.config),
 )

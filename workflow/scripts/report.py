@@ -2,10 +2,11 @@ from pathlib import Path
 
 from medistill.report import build_report, log_report
 from medistill.runtime import prepare_job
+from medistill.tracking import run_logger
 
-config = snakemake.config
-log = prepare_job(snakemake.log[0], snakemake.threads, config)
+log = prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)
+settings = snakemake.params.settings
 out_dir = Path(snakemake.output.csv).parent
-table = build_report(snakemake.input.evals, out_dir, config, snakemake.input.models)
+table = build_report(snakemake.input.evals, out_dir, settings, snakemake.input.models)
 log.info("report: %d models evaluated", len(table))
-log_report(config, table, snakemake.output)
+log_report(settings, table, snakemake.output, log_run=run_logger(snakemake.config))
