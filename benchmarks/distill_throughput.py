@@ -26,8 +26,8 @@ from medistill.corpus import generate_reports
 from medistill.distill import batch_indices, build_examples
 from medistill.evaluate import cpu_latency
 from medistill.losses import TaskObjective
+from medistill.spans import documents_to_sentences, iob2_labels
 from medistill.students import make_student
-from medistill.tasks import documents_to_sentences, iob2_labels
 from medistill.teachers import fetch_teacher
 
 LABELS = iob2_labels()

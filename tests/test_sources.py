@@ -10,15 +10,14 @@ import pytest
 from conftest import SHARED_DATA
 
 from medistill.corpus import (
-    CorpusSpecError,
     build_corpus,
     collect_documents,
     deduplicate,
     normalise_document,
     normalise_text,
 )
+from medistill.errors import CorpusSourceError, CorpusSpecError
 from medistill.io import read_json
-from medistill.sources import CorpusSourceError
 
 E3C_RAW = SHARED_DATA / "e3c-fr-raw" / "layer3-sample.jsonl.gz"
 
@@ -229,7 +228,8 @@ def test_e3c_raw_sample_matches_its_readme(tmp_path):
     ],
 )
 def test_schema_rejects_bad_sources(default_config, source, expected):
-    from medistill.config import ConfigError, validate_config
+    from medistill.config import validate_config
+    from medistill.errors import ConfigError
 
     default_config["corpora"]["synth"]["sources"].append(source)
     with pytest.raises(ConfigError, match=expected):

@@ -9,7 +9,7 @@ from medistill.cache import build_cache, load_cache, word_logits
 from medistill.distill import batch_indices, build_examples, train
 from medistill.evaluate import cpu_latency, ner_scores, predict_tags
 from medistill.losses import TaskObjective, distillation_loss
-from medistill.tasks import iob2_labels
+from medistill.spans import iob2_labels
 
 LABELS = iob2_labels(("DISO", "CHEM"))
 SENTENCES = [

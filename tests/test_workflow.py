@@ -243,7 +243,8 @@ def test_hub_study_configs_pass_validation(study, tmp_path, monkeypatch):
 
     from huggingface_hub import constants
 
-    from medistill.config import ConfigError, validate_config
+    from medistill.config import validate_config
+    from medistill.errors import ConfigError
 
     files, task = HUB_STUDIES[study]
     raw = _stacked_config(files)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medistill.corpus import elides, strip_accents
-from medistill.tasks import WORD
+from medistill.spans import WORD
 
 log = logging.getLogger("medistill")
 
@@ -475,8 +475,8 @@ def augment_corpus(
 def augment_corpus_file(spec: dict, docs_path, build_stats_path, out_path, stats_path) -> dict:
     """Read a corpus, add its augmented copies; write them and the corpus statistics (the
     build's, with `augmentation`: settings and measured rate of each operation)."""
-    from medistill.corpus import corpus_statistics, read_jsonl, write_jsonl
-    from medistill.io import read_json, write_json
+    from medistill.corpus import corpus_statistics
+    from medistill.io import read_json, read_jsonl, write_json, write_jsonl
 
     docs = read_jsonl(docs_path)
     settings = {k: v for k, v in spec.items() if k not in ("noisy_copies", "seed", "typo_rate")}

@@ -42,8 +42,9 @@ from safetensors.numpy import load as load_safetensors
 from safetensors.numpy import save_file
 from tqdm import tqdm
 
-from medistill.io import atomic_path, atomic_write, file_sha256, read_json, write_json
-from medistill.tasks import collate, encode_sentences
+from medistill.encoding import collate, encode_sentences
+from medistill.hashing import file_sha256
+from medistill.io import atomic_path, atomic_write, read_json, write_json
 
 DTYPE = "float16"
 GENERAL_KINDS = ("mlm", "hidden")
@@ -500,9 +501,9 @@ def cache_teacher_logits(
     """Run the fine-tuned teacher once over the (augmented) corpus and cache its logits."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    from medistill.corpus import read_jsonl
-    from medistill.distill import choose_device
-    from medistill.tasks import documents_to_sentences
+    from medistill.device import choose_device
+    from medistill.io import read_jsonl
+    from medistill.spans import documents_to_sentences
 
     remote = config["trust_remote_code"]
     model = AutoModelForTokenClassification.from_pretrained(teacher_dir, trust_remote_code=remote)
@@ -537,9 +538,9 @@ def cache_general(
     logits and/or hidden states, masks seeded by `config["seed"]`."""
     from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
-    from medistill.corpus import read_jsonl
-    from medistill.distill import choose_device
-    from medistill.tasks import documents_to_sentences
+    from medistill.device import choose_device
+    from medistill.io import read_jsonl
+    from medistill.spans import documents_to_sentences
     from medistill.teachers import has_masked_lm_head
 
     remote = config["trust_remote_code"]

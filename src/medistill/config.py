@@ -8,7 +8,6 @@ so a bad config costs seconds, not the hours of a half-run sweep.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,9 @@ from typing import Any
 import jsonschema
 import yaml
 
-# The corpus name of baseline students: trained on the task's gold labels alone, no teacher.
-BASELINE_CORPUS = "gold"
+from medistill.errors import ConfigError
+from medistill.tasks import BASELINE_CORPUS
+
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 DEFAULTS: dict[str, Any] = {
@@ -73,10 +73,6 @@ DEFAULTS: dict[str, Any] = {
         "cpu_rules": {"cpus_per_task": 1, "mem_mb": 8000, "runtime": 30},
     },
 }
-
-
-class ConfigError(ValueError):
-    """A configuration problem, phrased for the person who has to fix it."""
 
 
 def _hint(error: jsonschema.ValidationError) -> str:
@@ -249,8 +245,9 @@ def _check_licence(name: str, licence: str, config: dict, where: str) -> None:
 
 
 def _check_teachers(config: dict, where: str) -> None:
+    from medistill.errors import TeacherSourceError
     from medistill.students import validate_student_spec
-    from medistill.teachers import TeacherSourceError, has_masked_lm_head, resolve_teacher
+    from medistill.teachers import has_masked_lm_head, resolve_teacher
 
     sweep = config["sweep"]
     for name in sweep["teachers"]:
@@ -315,21 +312,3 @@ def validate_config(config: dict, where: str = "config") -> dict:
     _check_local_paths(config, where)
     _check_teachers(config, where)
     return config
-
-
-def config_hash(config: dict) -> str:
-    """A short stable fingerprint of a (sub-)config, to tag runs and guard checkpoints."""
-    canonical = json.dumps(config, sort_keys=True, default=str).encode()
-    return hashlib.sha256(canonical).hexdigest()[:12]
-
-
-def flatten(config: dict, prefix: str = "") -> dict[str, Any]:
-    """`{"a": {"b": 1}}` -> `{"a.b": 1}`, for MLflow parameters and table columns."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat

@@ -28,7 +28,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from medistill.io import atomic_write
+from medistill.errors import CorpusSpecError
+from medistill.io import write_jsonl
 
 LABELS: tuple[str, ...] = ("DISO", "SOSY", "CHEM", "ANAT", "PROC")
 
@@ -933,19 +934,6 @@ def _add_span(spans: list[tuple[int, int]], line: str, base: int, start: int, en
 # --------------------------------------------------------------------------------------------
 
 
-def write_jsonl(docs: Iterable[dict], path: str | os.PathLike) -> None:
-    """Write one JSON object per line, atomically (temporary file then `os.replace`)."""
-    with atomic_write(path) as handle:
-        for doc in docs:
-            handle.write(json.dumps(doc, ensure_ascii=False))
-            handle.write("\n")
-
-
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
-
 # --------------------------------------------------------------------------------------------
 # Normalisation, deduplication and the corpus build
 # --------------------------------------------------------------------------------------------
@@ -1044,10 +1032,6 @@ def deduplicate(docs: list[dict], mode: str = "normalised") -> tuple[list[dict],
     """Drop repeated documents, keeping the first; return them and the counts removed."""
     dedup = Deduplicator(mode)
     return [d for d in docs if dedup.keep(d["text"])], dedup.removed
-
-
-class CorpusSpecError(ValueError):
-    """A corpus entry whose sources cannot be mixed as written."""
 
 
 def _quotas(spec: dict, available: list[int], where: str) -> list[int]:

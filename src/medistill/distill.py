@@ -23,21 +23,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from medistill.device import choose_device
+from medistill.encoding import encode_sentences
 from medistill.io import atomic_path
-from medistill.tasks import encode_sentences
-
-
-def choose_device(preference: str = "auto") -> str:
-    if preference != "auto":
-        return preference
-    if torch.cuda.is_available():
-        from medistill.runtime import claim_gpu
-
-        claim_gpu()  # a GPU of its own when jobs run side by side on a multi-GPU machine
-        return "cuda"
-    if torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 def build_examples(tokenizer, sentences, labels, max_length, teacher_logits=None) -> list[dict]:
@@ -341,7 +329,7 @@ def _general_stage(
     from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
     from medistill.cache import load_general_cache
-    from medistill.config import config_hash
+    from medistill.hashing import config_hash
     from medistill.io import read_json, save_pretrained_atomic, write_json
     from medistill.losses import GeneralObjective
     from medistill.students import make_student
@@ -462,12 +450,12 @@ def distill_student(
     """
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    from medistill.config import BASELINE_CORPUS, config_hash
-    from medistill.corpus import read_jsonl
-    from medistill.io import read_json, write_json
+    from medistill.hashing import config_hash
+    from medistill.io import read_json, read_jsonl, write_json
     from medistill.losses import TaskObjective
+    from medistill.spans import documents_to_sentences
     from medistill.students import count_parameters, make_student
-    from medistill.tasks import documents_to_sentences
+    from medistill.tasks import BASELINE_CORPUS
     from medistill.teachers import with_label_head
 
     remote = config["trust_remote_code"]

@@ -12,8 +12,9 @@ import torch
 from seqeval.metrics import classification_report, f1_score
 from seqeval.scheme import IOB2
 
+from medistill.encoding import collate, encode_sentences
+from medistill.spans import tag_spans
 from medistill.students import count_parameters
-from medistill.tasks import collate, encode_sentences, tag_spans
 
 
 @torch.no_grad()
@@ -242,10 +243,9 @@ def evaluate_to_json(
     from transformers import AutoTokenizer
 
     from medistill.compress import load_for_inference, model_disk_mb
-    from medistill.corpus import read_jsonl
-    from medistill.distill import choose_device
+    from medistill.device import choose_device
     from medistill.energy import track_energy
-    from medistill.io import read_json, write_json
+    from medistill.io import read_json, read_jsonl, write_json
 
     remote = config["trust_remote_code"]
     tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=remote)

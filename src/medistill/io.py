@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -89,11 +89,14 @@ def copy_dir_atomic(source: str | os.PathLike, out_dir: str | os.PathLike) -> No
         shutil.copytree(source, tmp, dirs_exist_ok=True)
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    import hashlib
+def write_jsonl(docs: Iterable[dict], path: str | os.PathLike) -> None:
+    """Write one JSON object per line, atomically (temporary file then `os.replace`)."""
+    with atomic_write(path) as handle:
+        for doc in docs:
+            handle.write(json.dumps(doc, ensure_ascii=False))
+            handle.write("\n")
 
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]

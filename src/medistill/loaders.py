@@ -43,7 +43,8 @@ from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 
-from medistill.tasks import document_sentences, to_iob2
+from medistill.errors import TaskDataError
+from medistill.spans import document_sentences, to_iob2
 
 FORMATS = ("brat", "iob2", "iob1", "e3c-xmi", "huggingface")
 NESTING = ("outermost", "per_type", "concatenate")
@@ -56,10 +57,6 @@ DEFAULT_DEV_FRACTION = 0.1
 HF_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
 JOIN = "_"  # concatenate: the types over a word, sorted and joined (ANAT_DISO)
 log = logging.getLogger(__name__)
-
-
-class TaskDataError(ValueError):
-    """Task data that cannot be read, phrased for the person who has to fix it."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -695,7 +692,7 @@ def _carve(items: list, fraction: float, seed: int) -> tuple[list, list]:
 def sentences_to_documents(sentences: list[dict]) -> list[dict]:
     """One document per sentence (words joined by spaces, entities from the IOB2 tags), for
     the steps that need text, such as the abbreviation test set."""
-    from medistill.tasks import tag_spans
+    from medistill.spans import tag_spans
 
     docs = []
     for sentence in sentences:

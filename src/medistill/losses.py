@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medistill.tasks import collate
+from medistill.encoding import collate
 
 
 def distillation_loss(student, teacher, gold, temperature, kl_weight, ce_weight):

@@ -31,8 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from medistill.io import file_sha256, save_pretrained_atomic
-from medistill.teachers import TeacherSourceError
+from medistill.errors import TeacherSourceError
+from medistill.hashing import file_sha256
+from medistill.io import save_pretrained_atomic
 
 E5_FILE = "e5-small-q4.bin"
 _E5_MAGIC = b"E5S1"

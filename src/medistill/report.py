@@ -25,8 +25,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from medistill.config import BASELINE_CORPUS  # noqa: E402
 from medistill.io import atomic_path, atomic_write  # noqa: E402
+from medistill.tasks import BASELINE_CORPUS  # noqa: E402
 
 REQUIRED_KEYS = (
     "teacher",

@@ -23,11 +23,9 @@ import gzip
 import json
 from pathlib import Path
 
+from medistill.errors import CorpusSourceError
+
 KINDS = ("synthetic", "text", "jsonl", "e3c", "huggingface")
-
-
-class CorpusSourceError(ValueError):
-    """A corpus source that cannot be read, phrased for the person who has to fix it."""
 
 
 def source_name(source: dict, index: int) -> str:

@@ -6,70 +6,12 @@ word level, so students with another tokenizer can still learn from a teacher's 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
-import torch
-
-from medistill.corpus import LABELS, generate_reports, load_lexicons, split_sentences, write_jsonl
-from medistill.io import write_json
-
-WORD = re.compile(r"\w+|[^\w\s]")
-
-
-def iob2_labels(entity_types: Iterable[str] = LABELS) -> list[str]:
-    """`O` then B-/I- for each type: a fixed order, so label ids never depend on the data."""
-    return ["O"] + [f"{prefix}-{t}" for t in entity_types for prefix in ("B", "I")]
-
-
-def document_sentences(doc: dict, max_words: int) -> list[dict]:
-    """Split a document into sentences of words, tagged in IOB2 when it has `entities`.
-
-    Sentences longer than `max_words` are cut into chunks so that no word is ever truncated
-    away by a model's maximum length. A document's own `sentences` (`(start, end)` character
-    spans, as in E3C's XMI) replace the built-in splitter.
-    """
-    has_gold = "entities" in doc
-    sentences = []
-    for start, end in doc.get("sentences") or split_sentences(doc["text"]):
-        spans = [
-            (m.start() + start, m.end() + start) for m in WORD.finditer(doc["text"][start:end])
-        ]
-        tags = _tags(spans, doc.get("entities", []))
-        for chunk in range(0, len(spans), max_words):
-            words = [doc["text"][a:b] for a, b in spans[chunk : chunk + max_words]]
-            sentence = {"id": f"{doc['id']}-{len(sentences)}", "words": words}
-            if has_gold:
-                sentence["tags"] = to_iob2(tags[chunk : chunk + max_words])
-            sentences.append(sentence)
-    return sentences
-
-
-def _tags(word_spans: list[tuple[int, int]], entities: list[dict]) -> list[str]:
-    tags = ["O"] * len(word_spans)
-    for entity in entities:
-        inside = [
-            i for i, (a, b) in enumerate(word_spans) if a < entity["end"] and b > entity["start"]
-        ]
-        for rank, i in enumerate(inside):
-            tags[i] = f"{'B' if rank == 0 else 'I'}-{entity['label']}"
-    return tags
-
-
-def to_iob2(tags: list[str]) -> list[str]:
-    """IOB1 (or loose IOB2, or a chunk cut inside an entity) -> IOB2: an I-X that does not
-    continue an X run becomes B-X."""
-    out = []
-    for i, tag in enumerate(tags):
-        if tag.startswith("I-") and (i == 0 or tags[i - 1] == "O" or tags[i - 1][2:] != tag[2:]):
-            tag = f"B-{tag[2:]}"
-        out.append(tag)
-    return out
-
-
-def documents_to_sentences(docs: Iterable[dict], max_words: int) -> list[dict]:
-    return [s for doc in docs for s in document_sentences(doc, max_words)]
+from medistill.corpus import LABELS, generate_reports, load_lexicons
+from medistill.io import write_json, write_jsonl
+from medistill.spans import documents_to_sentences, iob2_labels, tag_spans
 
 
 def synthetic_sentences(count: int, seed: int = 1, max_words: int = 64) -> list[dict]:
@@ -101,48 +43,6 @@ def synthetic_task_splits(spec: dict) -> dict[str, list[dict]]:
     }
 
 
-def encode_sentences(tokenizer, sentences: list[dict], max_length: int) -> list[dict]:
-    """Tokenise words; mark the first sub-token of each word, where word-level targets live.
-
-    Returns per sentence `input_ids` and `word_index` (the word a sub-token starts, or -1).
-    """
-    encoded = tokenizer(
-        [s["words"] for s in sentences],
-        is_split_into_words=True,
-        truncation=True,
-        max_length=max_length,
-    )
-    features = []
-    for i, sentence in enumerate(sentences):
-        word_ids = encoded.word_ids(i)
-        word_index = [
-            w if w is not None and (j == 0 or word_ids[j - 1] != w) else -1
-            for j, w in enumerate(word_ids)
-        ]
-        if sum(w >= 0 for w in word_index) != len(sentence["words"]):
-            raise ValueError(
-                f"sentence {sentence['id']}: {len(sentence['words'])} words do not fit in "
-                f"max_length={max_length} sub-tokens; raise max_length or lower "
-                "max_words_per_sentence"
-            )
-        features.append({"input_ids": encoded["input_ids"][i], "word_index": word_index})
-    return features
-
-
-def collate(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
-    """Pad a batch; `word_index` is -1 on padding and on non-initial sub-tokens."""
-    width = max(len(f["input_ids"]) for f in features)
-    input_ids = torch.full((len(features), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(features), width), dtype=torch.long)
-    word_index = torch.full((len(features), width), -1, dtype=torch.long)
-    for row, feature in enumerate(features):
-        n = len(feature["input_ids"])
-        input_ids[row, :n] = torch.tensor(feature["input_ids"])
-        attention_mask[row, :n] = 1
-        word_index[row, :n] = torch.tensor(feature["word_index"])
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "word_index": word_index}
-
-
 # Robustness test sets built from the test split (file `test_<name>.jsonl`, metric `f1_<name>`).
 TYPO_SETS = {"typo5": 0.05, "typo15": 0.15}
 ROBUSTNESS_SETS = (*TYPO_SETS, "abbrev", "unseen")
@@ -151,21 +51,6 @@ ROBUSTNESS_SETS = (*TYPO_SETS, "abbrev", "unseen")
 def mention_surfaces(sentences: Iterable[dict]) -> set[str]:
     """Case-folded surface forms ("insuffisance cardiaque") of the gold mentions of sentences."""
     return {surface for sentence in sentences for _, _, surface in _mentions(sentence)}
-
-
-def tag_spans(tags: list[str]) -> list[tuple[int, int]]:
-    """`(first word, end word)` of each tagged mention: a B-X, or a stray I-X, and its I-X run."""
-    spans, i = [], 0
-    while i < len(tags):
-        if tags[i] == "O":
-            i += 1
-            continue
-        end = i + 1
-        while end < len(tags) and tags[end] == f"I-{tags[i][2:]}":
-            end += 1
-        spans.append((i, end))
-        i = end
-    return spans
 
 
 def _mentions(sentence: dict) -> list[tuple[int, int, str]]:
@@ -266,3 +151,7 @@ def prepare_task(spec: dict, out_dir: Path, max_words: int, seed: int) -> dict:
     counts["robustness"] = {"abbrev_sentences": len(abbrev), **unseen_counts}
     write_json(iob2_labels(labels), out_dir / "labels.json")
     return counts
+
+
+# The corpus name of baseline students: trained on the task's gold labels alone, no teacher.
+BASELINE_CORPUS = "gold"

@@ -10,14 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from medistill.errors import TeacherSourceError
+
 
 def has_masked_lm_head(model_config: dict) -> bool:
     """Whether a model folder's config.json describes a masked-LM model (general distillation)."""
     return any(name.endswith("ForMaskedLM") for name in model_config.get("architectures") or ())
-
-
-class TeacherSourceError(ValueError):
-    """A teacher source that cannot be resolved, with what to do about it."""
 
 
 def _package_model(name: str) -> Path:
@@ -77,7 +75,7 @@ def fetch_teacher(source: str, allow_network: bool) -> Path:
 
 def _texts(corpus_paths: list[Path], task_paths: list[Path]):
     """The raw text the trimmed vocabulary must cover: corpus documents and task sentences."""
-    from medistill.corpus import read_jsonl
+    from medistill.io import read_jsonl
 
     for path in corpus_paths:
         yield from (doc["text"] for doc in read_jsonl(path))
@@ -167,10 +165,9 @@ def finetune_teacher(
     """Fine-tune the prepared teacher on the task's train split, one run per seed, each kept at
     its best dev F1; save the best run with its tokenizer in `out_dir`, the others in
     `seeds_dir`. Returns the runs' summaries."""
-    from medistill.config import config_hash
-    from medistill.corpus import read_jsonl
     from medistill.distill import build_examples, dev_summary, seed_list, train_seeds
-    from medistill.io import read_json
+    from medistill.hashing import config_hash
+    from medistill.io import read_json, read_jsonl
     from medistill.losses import TaskObjective
 
     spec = config["teachers"][teacher]

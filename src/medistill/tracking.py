@@ -31,9 +31,10 @@ import warnings
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from medistill.config import config_hash, flatten
-from medistill.io import file_sha256, write_json
+from medistill.hashing import config_hash, file_sha256
+from medistill.io import write_json
 
 KEY_TAG = "medistill_key"
 DIGEST_TAG = "medistill_digest"
@@ -530,3 +531,15 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def flatten(config: dict, prefix: str = "") -> dict[str, Any]:
+    """`{"a": {"b": 1}}` -> `{"a.b": 1}`, for MLflow parameters and table columns."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat

@@ -4,7 +4,9 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from medistill.config import BASELINE_CORPUS, ConfigError, validate_config
+from medistill.tasks import BASELINE_CORPUS
+from medistill.errors import ConfigError
+from medistill.config import validate_config
 from medistill.tasks import ROBUSTNESS_SETS
 
 try:
