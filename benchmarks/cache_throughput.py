@@ -28,8 +28,9 @@ from transformers import (
     AutoTokenizer,
 )
 
-from medistill.cache import build_cache, build_general_cache
+from medistill.cache import build_cache
 from medistill.encoding import collate, encode_sentences
+from medistill.general_cache import build_general_cache
 from medistill.io import read_json
 from medistill.packaged import package_model_path
 from medistill.spans import iob2_labels

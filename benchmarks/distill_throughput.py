@@ -22,13 +22,13 @@ import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from medistill.cache import word_logits
-from medistill.corpus import generate_reports
-from medistill.distill import batch_indices, build_examples
 from medistill.evaluate import cpu_latency
 from medistill.losses import TaskObjective
 from medistill.spans import documents_to_sentences, iob2_labels
 from medistill.students import make_student
+from medistill.synthetic import generate_reports
 from medistill.teachers import fetch_teacher
+from medistill.training import batch_indices, build_examples
 
 LABELS = iob2_labels()
 

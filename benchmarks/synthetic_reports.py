@@ -8,7 +8,8 @@ from __future__ import annotations
 import sys
 import time
 
-from medistill.corpus import generate_reports, load_lexicons
+from medistill.lexicons import load_lexicons
+from medistill.synthetic import generate_reports
 
 
 def main() -> None:

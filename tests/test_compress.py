@@ -10,7 +10,8 @@ from medistill.compress import (
     model_disk_mb,
     save_int8,
 )
-from medistill.evaluate import efficiency, predict_tags, score_test_sets
+from medistill.evaluate import efficiency, score_test_sets
+from medistill.scoring import predict_tags
 from medistill.students import count_parameters, make_student
 
 LABELS = ["O", "B-DISO", "I-DISO", "B-CHEM", "I-CHEM"]

@@ -6,8 +6,10 @@ import json
 
 import pytest
 
-from medistill.corpus import LABELS, Lexicons, generate_reports, load_lexicons, split_sentences
 from medistill.io import atomic_write, read_json, read_jsonl, write_json, write_jsonl
+from medistill.lexicons import LABELS, Lexicons, load_lexicons
+from medistill.sentences import split_sentences
+from medistill.synthetic import generate_reports
 
 
 @pytest.fixture(scope="module")

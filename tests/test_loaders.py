@@ -7,16 +7,11 @@ import json
 import pytest
 from conftest import SHARED_DATA
 
+from medistill.brat import read_brat, semantic_group
 from medistill.config import validate_config
+from medistill.conll import read_conll
 from medistill.errors import TaskDataError
-from medistill.loaders import (
-    apply_policy,
-    cut_sentences,
-    load_task,
-    read_brat,
-    read_conll,
-    semantic_group,
-)
+from medistill.loaders import apply_policy, cut_sentences, load_task
 from medistill.spans import to_iob2
 from medistill.tasks import prepare_task
 

@@ -6,7 +6,6 @@ import torch
 import torch.nn.functional as F
 from transformers import BertConfig, BertForMaskedLM
 
-from medistill.distill import train
 from medistill.losses import (
     GeneralObjective,
     hidden_state_loss,
@@ -14,6 +13,7 @@ from medistill.losses import (
     relation_loss,
     topk_kl,
 )
+from medistill.training import train
 
 
 def _cached_topk(teacher_logits, k):

@@ -1,4 +1,5 @@
-"""Tests for medistill.report: Pareto fronts, relative columns, loading and the full report."""
+"""Tests for the report (medistill.tradeoff, plots, report): Pareto fronts, relative columns,
+loading and the full report."""
 
 import json
 import math
@@ -8,15 +9,13 @@ import pandas as pd
 import pytest
 
 from medistill.cards import write_model_card
-from medistill.report import (
-    FRONT_PLOTS,
+from medistill.plots import FRONT_PLOTS, load_histories, model_label
+from medistill.report import build_report
+from medistill.tradeoff import (
     FRONTS,
     LEAD_COLUMNS,
     add_relative_columns,
-    build_report,
     load_evaluations,
-    load_histories,
-    model_label,
     pareto_front,
     recommend,
 )
@@ -220,6 +219,28 @@ def test_recommend_best_student_within_each_budget():
     assert out.loc["good and fast", "limits"] == "latency_ms_b1 <= 20, f1 >= 0.75"
 
 
+def test_recommend_needs_a_minimum_retention_of_the_teacher():
+    df = add_relative_columns(
+        table(
+            [
+                ("t", "teacher", "teacher", "ner", "teacher", 0.90, 0.9, 100, 50.0, 400.0),
+                ("t", "c", "L1", "ner", "student", 0.04, 0.0, 10, 5.0, 40.0),
+                ("t", "c", "L2", "ner", "student", 0.85, 0.7, 20, 10.0, 80.0),
+            ]
+        )
+    )
+    budgets = [{"name": "fast", "max_latency_ms_b1": 6}, {"name": "mid", "max_params": 20}]
+    # Without a floor the 4%-of-the-teacher student is the "fast" pick; with 90% none fits.
+    assert recommend(df, budgets).set_index("budget").loc["fast", "model"] == "t/c/L1"
+    out = recommend(df, budgets, min_f1_retention=0.9).set_index("budget")
+    assert out.loc["fast", "model"] == "" and out.loc["fast", "candidates"] == 0
+    assert out.loc["mid", "model"] == "t/c/L2"
+    assert "f1_retention >= 0.9" in out.loc["mid", "limits"]
+    # A budget's own floor wins over the report's.
+    own = [{"name": "fast", "max_latency_ms_b1": 6, "min_f1_retention": 0.01}]
+    assert recommend(df, own, min_f1_retention=0.9).loc[0, "model"] == "t/c/L1"
+
+
 def test_recommend_without_budgets_is_empty():
     assert recommend(table([]), []).empty
 
@@ -354,7 +375,7 @@ def test_model_card_has_provenance_scores_and_limits(tmp_path):
 
 
 def test_baseline_columns_compare_each_student_with_its_gold_only_twin():
-    from medistill.report import add_baseline_columns
+    from medistill.tradeoff import add_baseline_columns
 
     df = pd.DataFrame(
         {

@@ -324,11 +324,16 @@ def results_table(workdir: Path) -> pd.DataFrame:
 
 
 def evaluations(workdir: Path) -> dict[str, dict]:
-    """F1 scores and parameter counts of every evaluation JSON."""
+    """F1 scores and parameter counts of every evaluation JSON (not the comparison with a
+    baseline, which only sweeps with baselines have)."""
     found = {}
     for path in sorted((workdir / "results" / "eval").rglob("*.json")):
+        if path.name.endswith(".counts.json"):  # per-sentence counts, not scores
+            continue
         flat = pd.json_normalize(json.loads(path.read_text())).iloc[0].to_dict()
-        keep = {k: v for k, v in flat.items() if "f1" in k or "param" in k}
+        keep = {
+            k: v for k, v in flat.items() if ("f1" in k or "param" in k) and "baseline" not in k
+        }
         found[str(path.relative_to(workdir))] = keep
     return found
 

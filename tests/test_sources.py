@@ -9,15 +9,11 @@ import json
 import pytest
 from conftest import SHARED_DATA
 
-from medistill.corpus import (
-    build_corpus,
-    collect_documents,
-    deduplicate,
-    normalise_document,
-    normalise_text,
-)
+from medistill.corpus import build_corpus, collect_documents
+from medistill.dedup import deduplicate
 from medistill.errors import CorpusSourceError, CorpusSpecError
 from medistill.io import read_json
+from medistill.normalise import normalise_document, normalise_text
 
 E3C_RAW = SHARED_DATA / "e3c-fr-raw" / "layer3-sample.jsonl.gz"
 

@@ -15,8 +15,8 @@ from medistill.augment import (
     typo,
     typo_words,
 )
-from medistill.evaluate import mask_ignored
 from medistill.io import read_json, write_json
+from medistill.scoring import mask_ignored
 from medistill.spans import WORD, document_sentences, iob2_labels
 from medistill.tasks import ROBUSTNESS_SETS, prepare_task, unseen_test_set
 

@@ -6,10 +6,11 @@ import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from medistill.cache import build_cache, load_cache, word_logits
-from medistill.distill import batch_indices, build_examples, train
-from medistill.evaluate import cpu_latency, ner_scores, predict_tags
+from medistill.evaluate import cpu_latency
 from medistill.losses import TaskObjective, distillation_loss
+from medistill.scoring import ner_scores, predict_tags
 from medistill.spans import iob2_labels
+from medistill.training import batch_indices, build_examples, train
 
 LABELS = iob2_labels(("DISO", "CHEM"))
 SENTENCES = [
@@ -260,8 +261,8 @@ def test_dev_selection_keeps_the_best_weights_and_stops_early(model_and_tokenize
 
 
 def test_seeded_runs_keep_the_best_dev_run_and_resume(tiny_bert, tmp_path):
-    from medistill.distill import train_seeds
     from medistill.evaluate import over_seeds
+    from medistill.training import train_seeds
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
     config = {

@@ -29,7 +29,7 @@ from transformers import (
 )
 
 from medistill.augment import Augmenter
-from medistill.corpus import generate_reports
+from medistill.synthetic import generate_reports
 from medistill.trim import trim_vocabulary, unk_rate
 
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]

@@ -31,7 +31,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medistill.corpus import elides, strip_accents
+from medistill.corpus import corpus_statistics
+from medistill.french import elides, strip_accents
+from medistill.io import read_json, read_jsonl, write_json, write_jsonl
+from medistill.lexicons import load_lexicons
 from medistill.spans import WORD
 
 log = logging.getLogger("medistill")
@@ -369,8 +372,6 @@ class Augmenter:
     def _new_term(self, label: str, rng: random.Random) -> str:
         source = self.new_concept_source
         if source == "heldout" or (source == "mixed" and rng.random() < 0.5):
-            from medistill.corpus import load_lexicons
-
             terms = load_lexicons(self.heldout_fraction).heldout.get(label)
             if terms:
                 return rng.choice(terms)
@@ -475,9 +476,6 @@ def augment_corpus(
 def augment_corpus_file(spec: dict, docs_path, build_stats_path, out_path, stats_path) -> dict:
     """Read a corpus, add its augmented copies; write them and the corpus statistics (the
     build's, with `augmentation`: settings and measured rate of each operation)."""
-    from medistill.corpus import corpus_statistics
-    from medistill.io import read_json, read_jsonl, write_json, write_jsonl
-
     docs = read_jsonl(docs_path)
     settings = {k: v for k, v in spec.items() if k not in ("noisy_copies", "seed", "typo_rate")}
     augmented, rates = augment_corpus(

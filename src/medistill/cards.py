@@ -15,8 +15,7 @@ import json
 from pathlib import Path
 
 from medistill.io import atomic_write
-
-DEFAULT_CORPUS_LICENCE = "BSD-3-Clause AND Apache-2.0"
+from medistill.synthetic import SYNTHETIC_LICENCE
 
 
 def _read(path: Path):
@@ -68,7 +67,7 @@ def model_card(model_dir: str | Path, evaluation: dict, config: dict) -> str:
     teacher_licence = teacher_spec.get("licence", "unknown")
     is_student = evaluation["role"] == "student"
     corpus = evaluation["corpus"]
-    corpus_licence = config["corpora"].get(corpus, {}).get("licence", DEFAULT_CORPUS_LICENCE)
+    corpus_licence = config["corpora"].get(corpus, {}).get("licence", SYNTHETIC_LICENCE)
     task = evaluation["task"]
     title = (
         f"{teacher} / {corpus} / {evaluation['size']} (distilled student)"
@@ -116,7 +115,7 @@ def model_card(model_dir: str | Path, evaluation: dict, config: dict) -> str:
         task_data = f"`{task}` ({task_files.get('path') or task_files.get('name')})"
         task_licence = "the dataset's own terms"
     else:
-        task_data, task_licence = f"`{task}` (synthetic reports)", DEFAULT_CORPUS_LICENCE
+        task_data, task_licence = f"`{task}` (synthetic reports)", SYNTHETIC_LICENCE
     lines += [
         f"| task data | {task_data} | {task_licence} |",
         "",

@@ -20,60 +20,6 @@ from medistill.tasks import BASELINE_CORPUS
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
-DEFAULTS: dict[str, Any] = {
-    "device": "auto",
-    "allow_network": False,
-    "trust_remote_code": False,
-    "max_words_per_sentence": 64,
-    "max_length": 256,
-    "seeds": 1,
-    "licences": {
-        "allowed": ["MIT", "Apache-2.0", "BSD-2-Clause", "BSD-3-Clause", "CC-BY-4.0", "CC0-1.0"],
-        "accept": [],
-    },
-    "finetune": {"steps": 200, "batch_size": 16, "learning_rate": 5e-5},
-    "training": {
-        "warmup_ratio": 0.1,
-        "weight_decay": 0.01,
-        "max_grad_norm": 1.0,
-        "checkpoint_every": 50,
-        "eval_every": 50,
-        "patience": 0,
-    },
-    "distill": {
-        "temperature": 2.0,
-        "kl_weight": 1.0,
-        "ce_weight": 0.5,
-        "grad_accumulation": 1,
-        "general": {
-            "steps": 400,
-            "k": 64,
-            "mask_rate": 0.15,
-            "hidden_layers": [-1],
-            "mlm_kl_weight": 1.0,
-            "mlm_ce_weight": 0.5,
-            "hidden_weight": 1.0,
-            "hidden_loss": "cosine",
-            "relation_weight": 0.0,
-            "relation_heads": 4,
-        },
-    },
-    "cache": {"shard_size": 512, "batch_size": 64},
-    "evaluate": {"batch_size": 32, "latency_runs": 50, "latency_threads": 1},
-    "tracking": {"experiment": "medistill", "uri": None},
-    "report": {
-        "budgets": [
-            {"name": "under 20 ms at batch 1 on CPU", "max_latency_ms_b1": 20},
-            {"name": "under 15M parameters", "max_params": 15_000_000},
-        ]
-    },
-    "resources": {
-        "gpu_rules": {"gpu": 1, "cpus_per_task": 8, "mem_mb": 32000, "runtime": 240},
-        "eval_rules": {"cpus_per_task": 4, "mem_mb": 16000, "runtime": 60},
-        "cpu_rules": {"cpus_per_task": 1, "mem_mb": 8000, "runtime": 30},
-    },
-}
-
 
 def _hint(error: jsonschema.ValidationError) -> str:
     """Say what to do about a schema violation, not only what is wrong."""
@@ -115,22 +61,55 @@ def _merge(defaults: dict, values: dict) -> dict:
     return merged
 
 
+_NO_DEFAULT = object()
+
+
+def _default(schema: dict, node: dict) -> Any:
+    """The default a schema node gives: its own `default`, else its properties' defaults (a dict
+    nested as the config nests them), over those of its `$ref`; _NO_DEFAULT when it gives none.
+
+    Only `properties` are walked: defaults under `additionalProperties` (a corpus, task, teacher
+    or size), `allOf` or `items` document what the reading code does, and are not collected.
+    """
+    if "default" in node:
+        return copy.deepcopy(node["default"])
+    found = _NO_DEFAULT
+    if "$ref" in node:  # local: "#/$defs/..."
+        target = schema
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        found = _default(schema, target)
+    own = {}
+    for key, spec in node.get("properties", {}).items():
+        value = _default(schema, spec)
+        if value is not _NO_DEFAULT:
+            own[key] = value
+    if not own:
+        return found
+    return own if found is _NO_DEFAULT else _merge(found, own)
+
+
 def with_defaults(config: dict) -> dict:
-    """The config with every optional key filled, training recipes included."""
-    merged = _merge({k: v for k, v in DEFAULTS.items() if k != "training"}, config)
-    training = DEFAULTS["training"]
-    merged["finetune"] = _merge(training, merged["finetune"])
-    merged["distill"] = _merge(_merge(training, DEFAULTS["distill"]), config["distill"])
+    """The config with every optional key filled from the schema's `default`s, training recipes
+    (`$defs/training`) included."""
+    schema = load_schema()
+    defaults = _default(schema, schema)
+    # The sweep, sizes and teachers get their defaults after their own keys: Snakemake compares
+    # a job's settings by repr, so the filled config keeps its key order.
+    sweep_defaults = defaults.pop("sweep")
+    merged = _merge(defaults, config)
+    for key, value in sweep_defaults.items():
+        merged["sweep"].setdefault(key, value)
+    size_defaults = _default(schema, schema["properties"]["sizes"]["additionalProperties"])
     for size in merged["sizes"].values():
-        if "layers" in size:
-            size.setdefault("layer_selection", "uniform")
-            size.setdefault("init", "teacher")
-            size.setdefault("mode", "task")
-    merged["sweep"].setdefault("baselines", True)
+        if "layers" in size:  # a trained size; a compressed one takes its source's shape
+            for key, value in size_defaults.items():
+                size.setdefault(key, value)
+    teacher_defaults = _default(schema, schema["properties"]["teachers"]["additionalProperties"])
     teachers = merged["teachers"]
     for teacher in teachers.values():
         if "mix" not in teacher:
-            teacher.setdefault("trim_vocabulary", False)
+            teacher.setdefault("trim_vocabulary", teacher_defaults["trim_vocabulary"])
             teacher.setdefault("task", merged["sweep"]["task"])
             teacher["finetune"] = _merge(merged["finetune"], teacher.get("finetune", {}))
     for teacher in teachers.values():
@@ -155,7 +134,7 @@ def _label_set(config: dict, task: str) -> tuple:
     """What the config says of a task's labels: its entity types where declared, else its name."""
     spec = config["tasks"][task]
     if "synthetic" in spec:
-        from medistill.tasks import LABELS
+        from medistill.lexicons import LABELS
 
         return ("types", tuple(sorted(LABELS)))
     if spec["files"].get("labels"):

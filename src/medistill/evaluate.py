@@ -1,4 +1,5 @@
-"""Score a token-classification model: entity-level F1 (seqeval, strict IOB2), size, CPU latency."""
+"""Evaluate a saved model: its scores on the test and robustness sets over its seeds' runs
+(`medistill.scoring`), and what it costs: size, CPU/GPU latency, throughput, memory, energy."""
 
 from __future__ import annotations
 
@@ -9,75 +10,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from seqeval.metrics import classification_report, f1_score
-from seqeval.scheme import IOB2
 
+from medistill.compress import load_for_inference, model_disk_mb
+from medistill.device import choose_device
 from medistill.encoding import collate, encode_sentences
-from medistill.spans import tag_spans
+from medistill.energy import track_energy
+from medistill.io import read_json, read_jsonl, write_json
+from medistill.scoring import (
+    mask_ignored,
+    ner_scores,
+    paired_bootstrap,
+    predict_tags,
+    sentence_counts,
+)
 from medistill.students import count_parameters
-
-
-@torch.no_grad()
-def predict_tags(model, tokenizer, sentences, max_length, batch_size, device) -> list[list[str]]:
-    """The label of each word's first sub-token, argmax over the model's labels."""
-    model.eval().to(device)
-    features = encode_sentences(tokenizer, sentences, max_length)
-    predictions = []
-    for start in range(0, len(features), batch_size):
-        batch = collate(features[start : start + batch_size], tokenizer.pad_token_id)
-        logits = (
-            model(
-                input_ids=batch["input_ids"].to(device),
-                attention_mask=batch["attention_mask"].to(device),
-            )
-            .logits.argmax(-1)
-            .cpu()
-        )
-        for row in range(logits.shape[0]):
-            ids = logits[row][batch["word_index"][row] >= 0].tolist()
-            predictions.append([model.config.id2label[i] for i in ids])
-    return predictions
-
-
-def ner_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict:
-    """Micro and macro entity F1 and per-type precision/recall/F1, strict IOB2 matching."""
-    report = classification_report(
-        gold, predicted, mode="strict", scheme=IOB2, output_dict=True, zero_division=0
-    )
-    per_type = {
-        name: {k: float(v) for k, v in row.items() if k != "support"}
-        | {"support": int(row["support"])}
-        for name, row in report.items()
-        if not name.endswith(" avg")
-    }
-    return {
-        "f1": float(f1_score(gold, predicted, mode="strict", scheme=IOB2, zero_division=0)),
-        "f1_macro": float(report["macro avg"]["f1-score"]),
-        "precision": float(report["micro avg"]["precision"]),
-        "recall": float(report["micro avg"]["recall"]),
-        "per_type": per_type,
-    }
-
-
-def mask_ignored(sentences: list[dict], predicted: list[list[str]]):
-    """Gold and predicted tags without the mentions that touch a sentence's `ignore` words.
-
-    Gold: ignored words become `O` (they are whole gold mentions). Predictions: every predicted
-    mention (a B-X or stray I-X and the I-X after it) with an ignored word becomes `O`, so a
-    prediction of a masked gold mention counts neither as a hit nor as a false positive.
-    """
-    gold_out, predicted_out = [], []
-    for sentence, tags in zip(sentences, predicted, strict=True):
-        ignore = sentence.get("ignore") or [False] * len(tags)
-        gold_out.append(
-            ["O" if skip else t for t, skip in zip(sentence["tags"], ignore, strict=True)]
-        )
-        tags = list(tags)
-        for i, end in tag_spans(tags):
-            if any(ignore[i:end]):
-                tags[i:end] = ["O"] * (end - i)
-        predicted_out.append(tags)
-    return gold_out, predicted_out
 
 
 @torch.no_grad()
@@ -143,7 +89,8 @@ def peak_rss_mb() -> float:
 
 
 def score_test_sets(model, tokenizer, test_sets: dict[str, list[dict]], settings: dict) -> dict:
-    """F1 on each test set: micro/macro F1 and per type for "clean", `f1_<name>` otherwise."""
+    """F1 on each test set: micro/macro F1, per type and per-sentence counts (`sentence_counts`)
+    for "clean", `f1_<name>` otherwise."""
     result = {}
     for name, sentences in test_sets.items():
         predicted = predict_tags(
@@ -160,6 +107,7 @@ def score_test_sets(model, tokenizer, test_sets: dict[str, list[dict]], settings
         scores = ner_scores(gold, predicted)
         if name == "clean":
             result.update(scores)
+            result["sentence_counts"] = sentence_counts(gold, predicted)
         else:
             result[f"f1_{name}"] = scores["f1"]
     return result
@@ -237,15 +185,17 @@ def evaluate_to_json(
     out_path: Path,
     identity: dict,
     log_run: Callable[..., object],
+    counts_path: Path,
+    baseline_counts_path: Path | None = None,
 ) -> dict:
     """Evaluate a saved model and its other seeds' runs on the task's test files (scores: mean
-    over the runs; efficiency: the kept model's); write the eval JSON and log it."""
-    from transformers import AutoTokenizer
+    over the runs; efficiency: the kept model's); write the eval JSON and log it.
 
-    from medistill.compress import load_for_inference, model_disk_mb
-    from medistill.device import choose_device
-    from medistill.energy import track_energy
-    from medistill.io import read_json, read_jsonl, write_json
+    `counts_path` gets each run's per-sentence counts on the clean test set; given its
+    baseline's (`baseline_counts_path`), a paired bootstrap over test sentences adds
+    `f1_vs_baseline`, `f1_vs_baseline_ci_low`/`_high` (95%) and `p_vs_baseline` (one-sided: the
+    model is no better than its baseline)."""
+    from transformers import AutoTokenizer
 
     remote = config["trust_remote_code"]
     tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=remote)
@@ -263,7 +213,18 @@ def evaluate_to_json(
         per_seed.append(score_test_sets(model, tokenizer, test_sets, settings))
         seeds.append(_seed(model))
     model = kept
+    counts = [scores.pop("sentence_counts") for scores in per_seed]
+    write_json([c.tolist() for c in counts], counts_path)
     result = identity | over_seeds(per_seed, seeds)
+    if baseline_counts_path:
+        baseline = [np.asarray(c) for c in read_json(baseline_counts_path)]
+        compared = paired_bootstrap(counts, baseline, seed=config["seed"])
+        result |= {
+            "f1_vs_baseline": compared["delta"],
+            "f1_vs_baseline_ci_low": compared["ci"][0],
+            "f1_vs_baseline_ci_high": compared["ci"][1],
+            "p_vs_baseline": compared["p"],
+        }
     result.update(_energy_keys(inference, "inference"))
     train_energy = Path(model_dir) / "training_energy.json"
     if train_energy.exists():

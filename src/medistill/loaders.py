@@ -1,21 +1,22 @@
-"""Task loaders: real French biomedical NER corpora -> the task format.
+"""Task loaders: real French biomedical NER corpora -> the task format. This module picks the
+format's reader, applies the span policy, carves dev and cuts long sentences.
 
-A task (`tasks.NAME.files` in the config) reads one of these formats:
+A task (`tasks.NAME.files` in the config) reads one of these formats, each read by its module:
 
-- `brat`: BRAT standoff (`.txt` + `.ann`). Either the QUAERO layout
+- `brat` (`medistill.brat`): BRAT standoff (`.txt` + `.ann`). Either the QUAERO layout
   (`PATH/{train,dev,test}/{EMEA,MEDLINE}/*.ann`, the entity type as given; `subcorpora` picks
   EMEA, MEDLINE or both) or a flat folder without a split, like Mantra (the `T` type is a
   UMLS CUI, the semantic group is the last field of the `#` AnnotatorNotes line), split by
   document with a seed (`splits` gives fractions). Editor backups (`*.ann~`) are ignored.
-- `iob2` / `iob1`: CoNLL files, `token TAG` per line, a blank line between sentences
-  (`splits` names the file of each split); IOB1 is converted to IOB2.
-- `e3c-xmi`: E3C UIMA XMI files (`custom:CLINENTITY`), read as XML; the official split of
-  `train_test_split.txt`; sentences are the dkpro `Sentence` elements.
-- `huggingface`: a Hugging Face dataset of words and tags (`tokens_column`, `tags_column`;
-  ClassLabel ids become their names; IOB1 is converted to IOB2), by hub `name` (+ `config`,
-  `revision`; downloaded only where the network is allowed) or a local `path` (a
-  `save_to_disk` folder or a folder of data files); `splits` maps train/dev/test to the
-  dataset's split names (default train, validation, test).
+- `iob2` / `iob1` (`medistill.conll`): CoNLL files, `token TAG` per line, a blank line between
+  sentences (`splits` names the file of each split); IOB1 is converted to IOB2.
+- `e3c-xmi` (`medistill.e3c_xmi`): E3C UIMA XMI files (`custom:CLINENTITY`), read as XML; the
+  official split of `train_test_split.txt`; sentences are the dkpro `Sentence` elements.
+- `huggingface` (`medistill.hf_datasets`): a Hugging Face dataset of words and tags
+  (`tokens_column`, `tags_column`; ClassLabel ids become their names; IOB1 is converted to
+  IOB2), by hub `name` (+ `config`, `revision`; downloaded only where the network is allowed)
+  or a local `path` (a `save_to_disk` folder or a folder of data files); `splits` maps
+  train/dev/test to the dataset's split names (default train, validation, test).
 
 Sentences longer than `max_words` are cut into chunks, whatever the format (IOB2 repaired at
 each cut), after dev is carved, so the chunks of one sentence stay in one split.
@@ -35,409 +36,25 @@ file, the line and the fix.
 from __future__ import annotations
 
 import logging
-import os
 import random
-import re
-import xml.etree.ElementTree as ET
 from collections import Counter
-from contextlib import contextmanager
 from pathlib import Path
 
+from medistill.brat import brat_documents
+from medistill.conll import read_conll
+from medistill.e3c_xmi import e3c_train_ids, read_e3c_xmi
 from medistill.errors import TaskDataError
-from medistill.spans import document_sentences, to_iob2
+from medistill.hf_datasets import hf_splits, network_allowed
+from medistill.spans import document_sentences, tag_spans, to_iob2
 
 FORMATS = ("brat", "iob2", "iob1", "e3c-xmi", "huggingface")
 NESTING = ("outermost", "per_type", "concatenate")
 DISCONTINUOUS = ("cover", "drop")
 SPLITS = ("train", "dev", "test")
-CUI = re.compile(r"^C\d{7}$")
-GROUP = re.compile(r"^[A-Z]{4}(\|[A-Z]{4})*$")
 DEFAULT_FRACTIONS = {"train": 0.8, "dev": 0.1, "test": 0.1}
 DEFAULT_DEV_FRACTION = 0.1
-HF_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
 JOIN = "_"  # concatenate: the types over a word, sorted and joined (ANAT_DISO)
 log = logging.getLogger(__name__)
-
-
-# ---------------------------------------------------------------------------------------------
-# BRAT
-
-
-def read_brat(ann_path: Path, labels: list[str] | None = None) -> dict:
-    """One BRAT document: `{"id", "text", "entities"}`; each entity has `start`, `end`,
-    `label`, `fragments` (the `(start, end)` pieces) and `where` (file:line)."""
-    ann_path = Path(ann_path)
-    txt_path = ann_path.with_suffix(".txt")
-    if not txt_path.exists():
-        raise TaskDataError(f"{ann_path}: no text file {txt_path.name} beside it; add it")
-    text = _read(txt_path)
-    lines = _read(ann_path).splitlines()
-    notes, raw = {}, []
-    for number, line in enumerate(lines, 1):
-        if line.startswith("#"):
-            fields = line.split("\t")
-            ref = fields[1].split() if len(fields) > 1 else []
-            if len(fields) >= 3 and len(ref) == 2 and ref[0] == "AnnotatorNotes":
-                notes[ref[1]] = semantic_group(fields[2])
-        elif line.startswith("T"):
-            raw.append((number, line))
-    entities = []
-    for number, line in raw:
-        where = f"{ann_path} line {number}"
-        fields = line.split("\t")
-        if len(fields) < 3:
-            raise TaskDataError(
-                f"{where}: a T line needs 3 tab-separated fields (id, 'TYPE START END', "
-                "text); fix the line"
-            )
-        tid, middle, surface = fields[0], fields[1], fields[2]
-        label, _, offsets = middle.partition(" ")
-        try:
-            fragments = [
-                (int(a), int(b)) for a, b in (piece.split() for piece in offsets.split(";"))
-            ]
-        except ValueError:
-            raise TaskDataError(
-                f"{where}: offsets {offsets!r} are not 'START END[;START END...]'; fix the line"
-            ) from None
-        for a, b in fragments:
-            if not 0 <= a < b <= len(text):
-                raise TaskDataError(
-                    f"{where}: span {a}-{b} is outside the text of {txt_path.name} "
-                    f"({len(text)} characters); fix the offsets or the text file"
-                )
-        found = " ".join(text[a:b] for a, b in fragments)
-        if found.split() != surface.split():
-            raise TaskDataError(
-                f"{where}: span text {found!r} does not match the .ann text field "
-                f"{surface!r}; fix the offsets or the text field"
-            )
-        if CUI.match(label):
-            if tid not in notes:
-                raise TaskDataError(
-                    f"{where}: type {label} is a UMLS CUI but no '#' AnnotatorNotes line "
-                    f"gives {tid} a semantic group; add the note"
-                )
-            label = notes[tid]
-        _check_label(label, labels, where)
-        entities.append(
-            {
-                "start": fragments[0][0],
-                "end": fragments[-1][1],
-                "label": label,
-                "fragments": fragments,
-                "where": where,
-            }
-        )
-    return {"id": ann_path.stem, "text": text, "entities": entities}
-
-
-def semantic_group(note: str) -> str:
-    """The semantic group of a Mantra AnnotatorNotes text: its last quoted field
-    (`"C0030705", "Patients", "Patient or Disabled Group" ,"LIVB"` -> `LIVB`); fields may hold
-    commas. Where a note swaps the last two fields, the last field that is a group code (four
-    capitals) wins; of several groups (`OBJC|CHEM`) the first."""
-    fields = re.findall(r'"([^"]*)"', note) or [f.strip() for f in note.split(",")]
-    codes = [f.strip() for f in fields if GROUP.match(f.strip())]
-    return (codes[-1] if codes else fields[-1].strip()).split("|")[0]
-
-
-def brat_documents(folder: Path, labels: list[str] | None = None) -> list[dict]:
-    """Every `.ann` under `folder` (sorted; `*.ann~` backups ignored), ids made unique by
-    their relative folder."""
-    folder = Path(folder)
-    docs = []
-    for ann in sorted(folder.rglob("*.ann")):
-        doc = read_brat(ann, labels)
-        doc["id"] = str(ann.relative_to(folder).with_suffix("")).replace("/", "__")
-        docs.append(doc)
-    return docs
-
-
-# ---------------------------------------------------------------------------------------------
-# CoNLL IOB1 / IOB2
-
-
-def read_conll(path: Path, scheme: str = "iob2", labels: list[str] | None = None) -> list[dict]:
-    """Sentences `{"id", "words", "tags"}` (tags IOB2) of a `token TAG` file; IOB1 tags, and
-    stray I- tags in IOB2 files, become IOB2 (a run's first I-X becomes B-X)."""
-    path = Path(path)
-    sentences, words, tags = [], [], []
-
-    def flush():
-        if words:
-            sentences.append(
-                {"id": f"{path.stem}-{len(sentences)}", "words": words[:], "tags": to_iob2(tags)}
-            )
-            words.clear()
-            tags.clear()
-
-    for number, line in enumerate(_read(path).splitlines(), 1):
-        if not line.strip():
-            flush()
-            continue
-        fields = line.split()
-        where = f"{path} line {number}"
-        if len(fields) < 2:
-            raise TaskDataError(
-                f"{where}: expected 'token TAG', got {line!r}; add the tag or remove the line"
-            )
-        tag = fields[-1]
-        if tag != "O" and not re.match(r"^[BI]-\S+$", tag):
-            raise TaskDataError(
-                f"{where}: tag {tag!r} is not O, B-TYPE or I-TYPE ({scheme}); fix the tag"
-            )
-        if tag != "O":
-            _check_label(tag[2:], labels, where)
-        words.append(fields[0])
-        tags.append(tag)
-    flush()
-    return sentences
-
-
-def cut_sentences(sentences: list[dict], max_words: int) -> list[dict]:
-    """Sentences of at most `max_words` words, as `tasks.document_sentences` cuts documents: a
-    longer sentence becomes chunks `ID-0`, `ID-1`, ... whose tags stay IOB2 (a chunk starting
-    inside an entity starts it with B-); shorter ones are kept as they are."""
-    out = []
-    for sentence in sentences:
-        words, tags = sentence["words"], sentence["tags"]
-        if len(words) <= max_words:
-            out.append(sentence)
-            continue
-        for k, start in enumerate(range(0, len(words), max_words)):
-            chunk = slice(start, start + max_words)
-            out.append(
-                {"id": f"{sentence['id']}-{k}", "words": words[chunk], "tags": to_iob2(tags[chunk])}
-            )
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# E3C XMI
-
-XMI_NS = {
-    "cas": "http:///uima/cas.ecore",
-    "custom": "http:///webanno/custom.ecore",
-    "seg": "http:///de/tudarmstadt/ukp/dkpro/core/api/segmentation/type.ecore",
-}
-
-
-def read_e3c_xmi(path: Path, labels: list[str] | None = None, label: str = "CLINENTITY") -> dict:
-    """One E3C document: the `cas:Sofa` text, `custom:CLINENTITY` entities (label `label`;
-    `discontinuous` ones carry their covering span) and the dkpro `Sentence` spans."""
-    path = Path(path)
-    try:
-        root = ET.parse(path).getroot()
-    except ET.ParseError as error:
-        raise TaskDataError(f"{path}: not valid XML ({error}); fix or remove the file") from None
-    sofa = root.find("cas:Sofa", XMI_NS)
-    if sofa is None or sofa.get("sofaString") is None:
-        raise TaskDataError(f"{path}: no cas:Sofa with a sofaString; is this a UIMA XMI file?")
-    text = sofa.get("sofaString")
-    _check_label(label, labels, str(path))
-    entities = []
-    for element in root.findall("custom:CLINENTITY", XMI_NS):
-        where = f"{path} element xmi:id={element.get('{http://www.omg.org/XMI}id')}"
-        start, end = int(element.get("begin")), int(element.get("end"))
-        if not 0 <= start < end <= len(text):
-            raise TaskDataError(
-                f"{where}: span {start}-{end} is outside the document text "
-                f"({len(text)} characters); fix begin/end"
-            )
-        entity = {"start": start, "end": end, "label": label, "where": where}
-        if element.get("discontinuous"):
-            entity["discontinuous"] = True  # begin/end is already the covering span
-        entities.append(entity)
-    sentences = sorted(
-        (int(s.get("begin")), int(s.get("end"))) for s in root.findall("seg:Sentence", XMI_NS)
-    )
-    return {"id": path.stem, "text": text, "entities": entities, "sentences": sentences}
-
-
-def e3c_train_ids(split_file: Path) -> set[str]:
-    """The training document ids listed in E3C's `train_test_split.txt` (all languages)."""
-    return set(re.findall(r"'([A-Z]{2}\d+)'", _read(Path(split_file))))
-
-
-# ---------------------------------------------------------------------------------------------
-# Hugging Face datasets (words + tags)
-
-
-def network_allowed() -> bool:
-    """Whether hub downloads are allowed: `medistill.runtime.prepare_job` sets HF_HUB_OFFLINE
-    and HF_DATASETS_OFFLINE unless the config's top-level `allow_network` is true (as for the
-    `huggingface` corpus source of `medistill.sources`)."""
-    return not any(
-        os.environ.get(var, "").upper() in ("1", "ON", "YES", "TRUE")
-        for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
-    )
-
-
-@contextmanager
-def _offline(offline: bool):
-    """Hub calls fail at once (no request) while `offline`, even where `datasets` was imported
-    before the environment said so (its offline flag is read at import)."""
-    if not offline:
-        yield
-        return
-    import datasets.config
-    from huggingface_hub import constants
-
-    saved = datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE
-    datasets.config.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE = True
-    try:
-        yield
-    finally:
-        datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE = saved
-
-
-def open_hf_dataset(spec: dict, allow_network: bool) -> tuple[dict, str]:
-    """The splits (`{name: Dataset}`) of a hub dataset (`name`, `config`, `revision`) or of a
-    local `path` (a `save_to_disk` folder, or a folder of data files `load_dataset` reads), and
-    a label naming it. A single saved `Dataset` is the split `train`."""
-    import datasets
-
-    config = spec.get("config")
-    if spec.get("path"):
-        path = Path(spec["path"]).expanduser()
-        if not path.exists():
-            raise TaskDataError(
-                f"tasks files (huggingface): path {path} does not exist; fix `path`, or give the "
-                "hub `name` instead"
-            )
-        label = str(path)
-        saved = path.is_dir() and any(
-            (path / f).is_file() for f in ("dataset_dict.json", "state.json")
-        )
-        try:
-            with _offline(True):
-                data = (
-                    datasets.load_from_disk(str(path))
-                    if saved
-                    else datasets.load_dataset(str(path), config)
-                )
-        except Exception as error:  # noqa: BLE001 - datasets raises many types
-            raise TaskDataError(
-                f"tasks files (huggingface): cannot read the local dataset {path} ({error}); "
-                "give a `Dataset.save_to_disk` / `DatasetDict.save_to_disk` folder or a folder "
-                "of data files (parquet, json, csv)"
-            ) from None
-    else:
-        name, revision = spec["name"], spec.get("revision")
-        label = name + (f" ({config})" if config else "")
-        try:
-            with _offline(not allow_network):
-                data = datasets.load_dataset(name, config, revision=revision)
-        except Exception as error:  # noqa: BLE001 - datasets raises many types
-            where = (
-                f"tasks files (huggingface): cannot load hub dataset {name} (config {config}, "
-                f"revision {revision or 'default'})"
-            )
-            args = ", ".join(repr(a) for a in (name, config) if a) + (
-                f", revision={revision!r}" if revision else ""
-            )
-            folder = name.split("/")[-1] + (f"-{config}" if config else "")
-            fetch = (
-                f'`python -c "import datasets; datasets.load_dataset({args})'
-                f".save_to_disk('{folder}')\"`, copy the folder here and set `path: {folder}` "
-                "instead of `name`"
-            )
-            if "scripts are no longer supported" in str(error):
-                raise TaskDataError(
-                    f"{where}: it is a loading script, which datasets 4 and later cannot run. "
-                    "Save it elsewhere with an older datasets (`pip install 'datasets<4'`, "
-                    f"trust_remote_code=True in load_dataset): {fetch}"
-                ) from None
-            if allow_network:
-                raise TaskDataError(
-                    f"{where}: {error}; check `name`, `config` and `revision`"
-                ) from None
-            raise TaskDataError(
-                f"{where}: it is not in the local Hugging Face cache and allow_network is false "
-                f"({type(error).__name__}). Download it on a machine with access: {fetch}; or "
-                "set `allow_network: true` at the top of the config"
-            ) from None
-    if isinstance(data, datasets.Dataset):
-        data = {"train": data}
-    return dict(data), label
-
-
-def hf_sentences(
-    data,
-    where: str,
-    tokens_column: str = "tokens",
-    tags_column: str = "ner_tags",
-    labels: list[str] | None = None,
-    prefix: str = "",
-) -> list[dict]:
-    """Sentences `{"id", "words", "tags"}` (tags IOB2) of one dataset split: tag ids of a
-    ClassLabel column become its names; IOB1 or loose IOB2 becomes IOB2 (`to_iob2`)."""
-    import datasets
-
-    for column, key in ((tokens_column, "tokens_column"), (tags_column, "tags_column")):
-        if column not in data.column_names:
-            raise TaskDataError(
-                f"{where}: no column {column!r} (columns: {', '.join(data.column_names)}); set "
-                f"`{key}`"
-            )
-    inner = getattr(data.features[tags_column], "feature", None)
-    names = inner.names if isinstance(inner, datasets.ClassLabel) else None
-    sentences = []
-    for row, (words, raw) in enumerate(zip(data[tokens_column], data[tags_column], strict=True)):
-        at = f"{where} row {row}"
-        if len(words) != len(raw):
-            raise TaskDataError(
-                f"{at}: {len(words)} tokens but {len(raw)} tags; fix the row or the columns"
-            )
-        tags = []
-        for tag in raw:
-            if isinstance(tag, int):
-                if names is None:
-                    raise TaskDataError(
-                        f"{at}: tag {tag} is an id but {tags_column!r} is not a ClassLabel "
-                        "sequence; cast it to ClassLabel (with the tag names) or store strings"
-                    )
-                tag = names[tag]
-            if tag != "O" and not re.match(r"^[BI]-\S+$", tag):
-                raise TaskDataError(f"{at}: tag {tag!r} is not O, B-TYPE or I-TYPE; fix the tag")
-            if tag != "O":
-                _check_label(tag[2:], labels, at)
-            tags.append(tag)
-        if words:
-            sentences.append(
-                {"id": f"{prefix}{row}", "words": [str(w) for w in words], "tags": to_iob2(tags)}
-            )
-    return sentences
-
-
-def _hf_splits(spec: dict, labels, allow_network: bool) -> tuple[dict, dict, str]:
-    data, label = open_hf_dataset(spec, allow_network)
-    mapping = spec.get("splits")
-    if not mapping:
-        dev = next((n for n in ("validation", "dev") if n in data), HF_SPLITS["dev"])
-        mapping = {**HF_SPLITS, "dev": dev}
-    sentences, origin = {}, {}
-    for split, name in mapping.items():
-        if name not in data:
-            if split == "dev" and not spec.get("splits"):
-                continue  # carved from train
-            raise TaskDataError(
-                f"tasks files (huggingface): {label} has no split {name!r} (splits: "
-                f"{', '.join(data)}); set `splits.{split}` to one of them"
-            )
-        where = f"{label} split {name}"
-        prefix = f"{label.split('/')[-1].split()[0]}-{name}-"
-        sentences[split] = hf_sentences(
-            data[name],
-            where,
-            spec.get("tokens_column", "tokens"),
-            spec.get("tags_column", "ner_tags"),
-            labels,
-            prefix,
-        )
-        origin[split] = where
-    return sentences, origin, label
 
 
 # ---------------------------------------------------------------------------------------------
@@ -580,7 +197,7 @@ def load_task(spec: dict, max_words: int, allow_network: bool | None = None) -> 
         documents = None
     elif fmt == "huggingface":
         allowed = network_allowed() if allow_network is None else allow_network
-        sentences, origin, label = _hf_splits(spec, labels, allowed)
+        sentences, origin, label = hf_splits(spec, labels, allowed)
         path = label  # for messages
         documents = None
     else:
@@ -678,6 +295,24 @@ def _documents(fmt, path, spec, labels, seed, counts) -> dict[str, list[dict]]:
     return out
 
 
+def cut_sentences(sentences: list[dict], max_words: int) -> list[dict]:
+    """Sentences of at most `max_words` words, as `spans.document_sentences` cuts documents: a
+    longer sentence becomes chunks `ID-0`, `ID-1`, ... whose tags stay IOB2 (a chunk starting
+    inside an entity starts it with B-); shorter ones are kept as they are."""
+    out = []
+    for sentence in sentences:
+        words, tags = sentence["words"], sentence["tags"]
+        if len(words) <= max_words:
+            out.append(sentence)
+            continue
+        for k, start in enumerate(range(0, len(words), max_words)):
+            chunk = slice(start, start + max_words)
+            out.append(
+                {"id": f"{sentence['id']}-{k}", "words": words[chunk], "tags": to_iob2(tags[chunk])}
+            )
+    return out
+
+
 def _carve(items: list, fraction: float, seed: int) -> tuple[list, list]:
     order = list(range(len(items)))
     random.Random(f"{seed}/dev").shuffle(order)
@@ -692,8 +327,6 @@ def _carve(items: list, fraction: float, seed: int) -> tuple[list, list]:
 def sentences_to_documents(sentences: list[dict]) -> list[dict]:
     """One document per sentence (words joined by spaces, entities from the IOB2 tags), for
     the steps that need text, such as the abbreviation test set."""
-    from medistill.spans import tag_spans
-
     docs = []
     for sentence in sentences:
         offsets, position = [], 0
@@ -708,23 +341,3 @@ def sentences_to_documents(sentences: list[dict]) -> list[dict]:
             {"id": sentence["id"], "text": " ".join(sentence["words"]), "entities": entities}
         )
     return docs
-
-
-def _check_label(label: str, labels: list[str] | None, where: str) -> None:
-    if labels and label not in labels:
-        raise TaskDataError(
-            f"{where}: label {label!r} is not in the configured labels {labels}; add it to "
-            "`labels` or fix the annotation"
-        )
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise TaskDataError(
-            f"{path} is not UTF-8 ({error.reason} at byte {error.start}); convert it first"
-        ) from None
-
-
-__all__ = ["TaskDataError", "apply_policy", "load_task", "read_brat", "read_conll"]

@@ -2,7 +2,7 @@
 
 A corpus (`corpora.NAME.sources` in the config) mixes sources of these kinds:
 
-- `synthetic`: the report generator of `medistill.corpus` (gold entity spans included);
+- `synthetic`: the report generator of `medistill.synthetic` (gold entity spans included);
 - `text`: plain text, one document per `.txt` file of a folder (`per: file`, the default for a
   folder) or one per non-empty line of a file (`per: line`, the default for a file);
 - `jsonl`: JSON lines, optionally gzipped, the text in `text_field` (and a per-record licence
@@ -10,7 +10,8 @@ A corpus (`corpora.NAME.sources` in the config) mixes sources of these kinds:
 - `e3c`: the E3C JSON layout: JSON lines (optionally gzipped) or a folder of `.json` files, each
   record with `text`, `licence` and `source` fields;
 - `huggingface`: a Hugging Face dataset by `name` (+ `config`, `split`, `column`, `revision`),
-  or a local `path` to a `save_to_disk` folder or a `.parquet` file.
+  or a local `path` to a `save_to_disk` folder or a `.parquet` file, opened by
+  `medistill.hf_datasets`.
 
 Each reader returns a list of documents `{"id", "text", "source", "licence"[, "entities"]}`.
 A source that is missing, empty, not UTF-8 or lacks its configured field raises
@@ -24,6 +25,9 @@ import json
 from pathlib import Path
 
 from medistill.errors import CorpusSourceError
+from medistill.hf_datasets import load_hub, load_parquet, load_saved, network_allowed
+from medistill.lexicons import load_lexicons
+from medistill.synthetic import SYNTHETIC_LICENCE, generate_reports
 
 KINDS = ("synthetic", "text", "jsonl", "e3c", "huggingface")
 
@@ -178,21 +182,19 @@ def read_e3c(source: dict, where: str) -> list[dict]:
 
 def read_huggingface(source: dict, where: str) -> list[dict]:
     """A Hugging Face dataset split's text column: from the hub (`name`) or a local `path`."""
-    import datasets
-
     column = source.get("column", "text")
     split = source.get("split", "train")
     if "path" in source:
         path = _existing(source["path"], where, "path")
         if path.is_dir():
             try:
-                data = datasets.load_from_disk(str(path))
+                data = load_saved(path)
             except FileNotFoundError as error:
                 raise CorpusSourceError(
                     f"{where}: {path} is not a `save_to_disk` folder ({error}); save it with "
                     "`Dataset.save_to_disk` or give a .parquet file"
                 ) from None
-            if isinstance(data, datasets.DatasetDict):
+            if isinstance(data, dict):  # a DatasetDict (a dict of splits), not one Dataset
                 if split not in data:
                     raise CorpusSourceError(
                         f"{where}: {path} has no split {split!r} (splits: {', '.join(data)}); "
@@ -200,13 +202,17 @@ def read_huggingface(source: dict, where: str) -> list[dict]:
                     )
                 data = data[split]
         else:
-            data = datasets.load_dataset("parquet", data_files=str(path), split="train")
+            data = load_parquet(path)
         label = str(path)
     else:
         label = f"hub dataset {source['name']}"
         try:
-            data = datasets.load_dataset(
-                source["name"], source.get("config"), split=split, revision=source.get("revision")
+            data = load_hub(
+                source["name"],
+                source.get("config"),
+                source.get("revision"),
+                allow_network=network_allowed(),
+                split=split,
             )
         except Exception as error:  # noqa: BLE001 - datasets raises many types
             raise CorpusSourceError(
@@ -231,11 +237,9 @@ def read_huggingface(source: dict, where: str) -> list[dict]:
 
 
 def read_synthetic(source: dict, where: str) -> list[dict]:
-    from medistill.corpus import LICENCE, generate_reports, load_lexicons
-
     kwargs = {k: source[k] for k in ("heldout_fraction",) if k in source}
     docs = generate_reports(source["n_docs"], seed=source["seed"], lexicons=load_lexicons(**kwargs))
-    licence = source.get("licence", LICENCE)
+    licence = source.get("licence", SYNTHETIC_LICENCE)
     for doc in docs:
         doc["licence"] = licence
     return docs

@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from medistill.corpus import LABELS, split_sentences
+from medistill.lexicons import LABELS
+from medistill.sentences import split_sentences
 
 WORD = re.compile(r"\w+|[^\w\s]")
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from medistill.corpus import LABELS, generate_reports, load_lexicons
 from medistill.io import write_json, write_jsonl
+from medistill.lexicons import LABELS, load_lexicons
 from medistill.spans import documents_to_sentences, iob2_labels, tag_spans
+from medistill.synthetic import generate_reports
 
 
 def synthetic_sentences(count: int, seed: int = 1, max_words: int = 64) -> list[dict]:

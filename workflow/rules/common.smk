@@ -93,6 +93,16 @@ def task_test_files(wildcards):
     }
 
 
+def baseline_counts(wildcards):
+    """A distilled student is compared with its baseline (the same size trained on gold alone)
+    sentence by sentence on the test set: it reads the baseline's per-sentence counts.
+    """
+    if not SWEEP["baselines"] or wildcards.corpus == BASELINE_CORPUS:
+        return {}
+    folder = f"results/eval/{wildcards.teacher}/{BASELINE_CORPUS}/{wildcards.size}"
+    return {"baseline_counts": f"{folder}/{wildcards.task}.counts.json"}
+
+
 def evaluation_files(wildcards):
     references = dict.fromkeys(init_teacher(t) for t in SWEEP["teachers"])
     teachers = [f"results/eval/{t}/teacher/{TASK}.json" for t in references]

@@ -3,10 +3,12 @@
 rule evaluate_student:
     input:
         unpack(task_test_files),
+        unpack(baseline_counts),
         model="results/students/{teacher}/{corpus}/{size}/model",
         seeds="results/students/{teacher}/{corpus}/{size}/seeds",
     output:
-        "results/eval/{teacher}/{corpus}/{size}/{task}.json",
+        scores="results/eval/{teacher}/{corpus}/{size}/{task}.json",
+        counts="results/eval/{teacher}/{corpus}/{size}/{task}.counts.json",
     log:
         "results/logs/evaluate/{teacher}/{corpus}/{size}/{task}.log",
     conda:
@@ -28,7 +30,8 @@ rule evaluate_teacher:
         model="results/teachers/{teacher}/{task}/model",
         seeds="results/teachers/{teacher}/{task}/seeds",
     output:
-        "results/eval/{teacher}/teacher/{task}.json",
+        scores="results/eval/{teacher}/teacher/{task}.json",
+        counts="results/eval/{teacher}/teacher/{task}.counts.json",
     log:
         "results/logs/evaluate/{teacher}/teacher/{task}.log",
     conda:

@@ -1,4 +1,4 @@
-from medistill.cache import cache_general
+from medistill.general_cache import cache_general
 from medistill.runtime import prepare_job
 
 prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)

@@ -1,6 +1,7 @@
 from medistill.cards import write_model_card
 from medistill.evaluate import evaluate_to_json
 from medistill.runtime import prepare_job
+from medistill.tasks import ROBUSTNESS_SETS
 from medistill.tracking import attach_artifacts, run_logger
 
 prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)
@@ -11,10 +12,10 @@ result = evaluate_to_json(
     settings,
     model_dir=snakemake.input.model,
     seeds_dir=snakemake.input.seeds,
-    test_files={
-        name: snakemake.input[name] for name in ("clean", "typo5", "typo15", "abbrev", "unseen")
-    },
-    out_path=snakemake.output[0],
+    test_files={name: snakemake.input[name] for name in ("clean", *ROBUSTNESS_SETS)},
+    out_path=snakemake.output.scores,
+    counts_path=snakemake.output.counts,
+    baseline_counts_path=snakemake.input.get("baseline_counts"),
     identity={
         "teacher": wildcards.teacher,
         "corpus": wildcards.corpus if student else "teacher",

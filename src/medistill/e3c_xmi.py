@@ -1,0 +1,54 @@
+"""E3C UIMA XMI task files, read as XML: the `cas:Sofa` text, `custom:CLINENTITY` entities, the
+dkpro `Sentence` spans, and the official train/test split of `train_test_split.txt`."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from medistill.errors import TaskDataError
+from medistill.task_files import check_label, read_utf8
+
+XMI_NS = {
+    "cas": "http:///uima/cas.ecore",
+    "custom": "http:///webanno/custom.ecore",
+    "seg": "http:///de/tudarmstadt/ukp/dkpro/core/api/segmentation/type.ecore",
+}
+
+
+def read_e3c_xmi(path: Path, labels: list[str] | None = None, label: str = "CLINENTITY") -> dict:
+    """One E3C document: the `cas:Sofa` text, `custom:CLINENTITY` entities (label `label`;
+    `discontinuous` ones carry their covering span) and the dkpro `Sentence` spans."""
+    path = Path(path)
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as error:
+        raise TaskDataError(f"{path}: not valid XML ({error}); fix or remove the file") from None
+    sofa = root.find("cas:Sofa", XMI_NS)
+    if sofa is None or sofa.get("sofaString") is None:
+        raise TaskDataError(f"{path}: no cas:Sofa with a sofaString; is this a UIMA XMI file?")
+    text = sofa.get("sofaString")
+    check_label(label, labels, str(path))
+    entities = []
+    for element in root.findall("custom:CLINENTITY", XMI_NS):
+        where = f"{path} element xmi:id={element.get('{http://www.omg.org/XMI}id')}"
+        start, end = int(element.get("begin")), int(element.get("end"))
+        if not 0 <= start < end <= len(text):
+            raise TaskDataError(
+                f"{where}: span {start}-{end} is outside the document text "
+                f"({len(text)} characters); fix begin/end"
+            )
+        entity = {"start": start, "end": end, "label": label, "where": where}
+        if element.get("discontinuous"):
+            entity["discontinuous"] = True  # begin/end is already the covering span
+        entities.append(entity)
+    sentences = sorted(
+        (int(s.get("begin")), int(s.get("end"))) for s in root.findall("seg:Sentence", XMI_NS)
+    )
+    return {"id": path.stem, "text": text, "entities": entities, "sentences": sentences}
+
+
+def e3c_train_ids(split_file: Path) -> set[str]:
+    """The training document ids listed in E3C's `train_test_split.txt` (all languages)."""
+    return set(re.findall(r"'([A-Z]{2}\d+)'", read_utf8(Path(split_file))))

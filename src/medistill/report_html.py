@@ -1,0 +1,201 @@
+"""The report page: one self-contained HTML file with the recommendations, the embedded plots,
+the trade-off table, licences, the config and the environment that built it."""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+import platform
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from medistill.synthetic import SYNTHETIC_LICENCE
+from medistill.tradeoff import FRONTS, LEAD_COLUMNS, SIGNIFICANCE_COLUMNS, SIGNIFICANCE_LEVEL
+
+PACKAGES = (
+    "medistill",
+    "torch",
+    "transformers",
+    "tokenizers",
+    "snakemake",
+    "mlflow",
+    "seqeval",
+    "numpy",
+    "pandas",
+    "matplotlib",
+)
+
+
+def environment() -> dict[str, str]:
+    """Python, OS, CPU, GPU and package versions of the machine building the report."""
+    env = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cpu cores": str(os.cpu_count()),
+    }
+    try:
+        import torch
+
+        env["gpu"] = (
+            ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+            if torch.cuda.is_available()
+            else "none (CUDA not available)"
+        )
+    except Exception as error:  # the report must not fail on a broken GPU driver
+        env["gpu"] = f"unknown ({error})"
+    for package in PACKAGES:
+        try:
+            env[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            env[package] = "not installed"
+    return env
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _table(df: pd.DataFrame) -> str:
+    table = df.to_html(
+        index=False, border=0, classes="table", na_rep="", float_format="{:.4g}".format
+    )
+    return f'<div class="scroll">{table}</div>'
+
+
+def _baseline_table(df: pd.DataFrame) -> str:
+    rows = df[df["baseline_f1"].notna()]
+    if rows.empty:
+        return "<p>No baseline row (<code>sweep.baselines</code> is off).</p>"
+    columns = ["teacher", "corpus", "size", "f1", "f1_std", "baseline_f1", "f1_vs_baseline"]
+    columns += list(SIGNIFICANCE_COLUMNS)
+    helped = int((rows["p_vs_baseline"] < SIGNIFICANCE_LEVEL).sum())
+    higher = int((rows["f1_vs_baseline"] > 0).sum())
+    return (
+        f"<p>Distillation helped (F1 above the gold-only baseline, paired bootstrap over test "
+        f"sentences, p &lt; {SIGNIFICANCE_LEVEL}) for {helped} of {len(rows)} students; "
+        f"{higher} scored higher than their baseline at all (same student, same steps, no "
+        "teacher).</p>" + _table(rows.loc[:, columns])
+    )
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+
+
+def _licence_tables(config: Mapping) -> str:
+    sweep = config.get("sweep", {})
+    teachers = pd.DataFrame(
+        [
+            {"teacher": n, "source": t.get("source", ""), "licence": t.get("licence", "")}
+            for n, t in config.get("teachers", {}).items()
+            if n in sweep.get("teachers", [n])
+        ]
+    )
+    corpora = pd.DataFrame(
+        [
+            {"corpus": n, "licence": c.get("licence", SYNTHETIC_LICENCE)}
+            for n, c in config.get("corpora", {}).items()
+            if n in sweep.get("corpora", [n])
+        ]
+    )
+    return (
+        "<h3>Teachers</h3>"
+        + (_table(teachers) if not teachers.empty else "<p>none</p>")
+        + "<h3>Corpora</h3>"
+        + (_table(corpora) if not corpora.empty else "<p>none</p>")
+        + "<p>A student's weights derive from its teacher's: the teacher's licence applies.</p>"
+    )
+
+
+HTML_STYLE = """
+body{font-family:sans-serif;max-width:1300px;margin:2em auto;padding:0 1em;color:#222}
+table.table{border-collapse:collapse;font-size:13px;margin:0.5em 0}
+table.table th,table.table td{border:1px solid #ccc;padding:3px 7px;text-align:right}
+table.table th{background:#f0f0f0}
+figure{display:inline-block;margin:0.5em;vertical-align:top}
+figure img{max-width:620px;width:100%;border:1px solid #ddd}
+figcaption{font-size:13px;color:#555}
+div.scroll{overflow-x:auto}
+pre{background:#f7f7f7;padding:1em;font-size:12px;overflow-x:auto}
+"""
+
+
+def render_html(
+    df: pd.DataFrame,
+    plots: Mapping[str, Path],
+    recommendations: pd.DataFrame,
+    config: Mapping | None,
+    env: Mapping[str, str],
+) -> str:
+    """One self-contained HTML page: every plot embedded, no external resource."""
+    import yaml
+
+    front_rows = []
+    for column, (score, cost) in FRONTS.items():
+        members = df[df[column]].sort_values(cost)
+        for _, row in members.iterrows():
+            front_rows.append(
+                {
+                    "front": f"{score} up, {cost} down",
+                    "task": row["task"],
+                    "model": f"{row['teacher']}/{row['corpus']}/{row['size']}",
+                    score: row[score],
+                    cost: row[cost],
+                }
+            )
+    columns = [*LEAD_COLUMNS, *[c for c in FRONTS if c in df.columns]]
+    columns += [c for c in ("disk_mb", "latency_ms_b1_p95") if c in df.columns]
+    figures = "\n".join(
+        f"<figure>{_img(path, title)}<figcaption>{html.escape(title)}</figcaption></figure>"
+        for title, path in plots.items()
+    )
+    config_text = yaml.safe_dump(dict(config or {}), sort_keys=False, allow_unicode=True)
+    env_table = _table(pd.DataFrame({"item": list(env), "value": list(env.values())}))
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    budgets = (
+        _table(recommendations)
+        if not recommendations.empty
+        else "<p>No budget in the config (<code>report.budgets</code>).</p>"
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>medistill trade-off report</title><style>{HTML_STYLE}</style></head>
+<body>
+<h1>medistill: size / performance trade-off</h1>
+<p>{len(df)} models evaluated ({int((df["role"] == "teacher").sum())} of them teachers), {now}.
+F1 is seqeval entity-level micro F1 (strict IOB2), the mean over the training seeds
+(<code>f1_std</code>: their standard deviation); <code>f1_typo5</code> is F1 with a typo in 5%
+of the test words; latency is the median CPU time per sentence at batch size 1. Corpus
+<code>gold</code> rows are the baselines: the same student trained on gold labels alone.</p>
+<h2 id="budgets">Recommended student per budget</h2>
+{budgets}
+<h2 id="baselines">Distillation against its baseline</h2>
+{_baseline_table(df)}
+<h2 id="plots">Plots</h2>
+{figures}
+<h2 id="fronts">Pareto fronts</h2>
+<p>Models no other model of the same task beats on both axes.</p>
+{_table(pd.DataFrame(front_rows))}
+<h2 id="table">Trade-off table</h2>
+{_table(df.loc[:, columns])}
+<h2 id="licences">Licences</h2>
+{_licence_tables(config or {})}
+<h2 id="config">Configuration</h2>
+<pre>{html.escape(config_text)}</pre>
+<h2 id="environment">Environment (of the report step)</h2>
+{env_table}
+</body></html>
+"""

@@ -1,0 +1,132 @@
+"""Entity-level NER scores: a model's predicted IOB2 tags and seqeval's strict IOB2 F1 (the
+protocol of CamemBERT-bio and DrBenchmark), used for dev selection and for evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from seqeval.metrics import classification_report, f1_score
+from seqeval.scheme import IOB2, Entities
+
+from medistill.encoding import collate, encode_sentences
+from medistill.spans import tag_spans
+
+
+@torch.no_grad()
+def predict_tags(model, tokenizer, sentences, max_length, batch_size, device) -> list[list[str]]:
+    """The label of each word's first sub-token, argmax over the model's labels."""
+    model.eval().to(device)
+    features = encode_sentences(tokenizer, sentences, max_length)
+    predictions = []
+    for start in range(0, len(features), batch_size):
+        batch = collate(features[start : start + batch_size], tokenizer.pad_token_id)
+        logits = (
+            model(
+                input_ids=batch["input_ids"].to(device),
+                attention_mask=batch["attention_mask"].to(device),
+            )
+            .logits.argmax(-1)
+            .cpu()
+        )
+        for row in range(logits.shape[0]):
+            ids = logits[row][batch["word_index"][row] >= 0].tolist()
+            predictions.append([model.config.id2label[i] for i in ids])
+    return predictions
+
+
+def ner_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict:
+    """Micro and macro entity F1 and per-type precision/recall/F1, strict IOB2 matching."""
+    report = classification_report(
+        gold, predicted, mode="strict", scheme=IOB2, output_dict=True, zero_division=0
+    )
+    per_type = {
+        name: {k: float(v) for k, v in row.items() if k != "support"}
+        | {"support": int(row["support"])}
+        for name, row in report.items()
+        if not name.endswith(" avg")
+    }
+    return {
+        "f1": float(f1_score(gold, predicted, mode="strict", scheme=IOB2, zero_division=0)),
+        "f1_macro": float(report["macro avg"]["f1-score"]),
+        "precision": float(report["micro avg"]["precision"]),
+        "recall": float(report["micro avg"]["recall"]),
+        "per_type": per_type,
+    }
+
+
+def mask_ignored(sentences: list[dict], predicted: list[list[str]]):
+    """Gold and predicted tags without the mentions that touch a sentence's `ignore` words.
+
+    Gold: ignored words become `O` (they are whole gold mentions). Predictions: every predicted
+    mention (a B-X or stray I-X and the I-X after it) with an ignored word becomes `O`, so a
+    prediction of a masked gold mention counts neither as a hit nor as a false positive.
+    """
+    gold_out, predicted_out = [], []
+    for sentence, tags in zip(sentences, predicted, strict=True):
+        ignore = sentence.get("ignore") or [False] * len(tags)
+        gold_out.append(
+            ["O" if skip else t for t, skip in zip(sentence["tags"], ignore, strict=True)]
+        )
+        tags = list(tags)
+        for i, end in tag_spans(tags):
+            if any(ignore[i:end]):
+                tags[i:end] = ["O"] * (end - i)
+        predicted_out.append(tags)
+    return gold_out, predicted_out
+
+
+def sentence_counts(gold: list[list[str]], predicted: list[list[str]]) -> np.ndarray:
+    """Per sentence: [exact matches, predicted mentions, gold mentions], strict IOB2 as seqeval
+    extracts them. Entities never cross sentences, so the column sums give seqeval's micro F1,
+    and a resample of sentences gives the F1 of that resample (`paired_bootstrap`)."""
+    gold_entities = Entities(gold, IOB2, suffix=False).entities
+    predicted_entities = Entities(predicted, IOB2, suffix=False).entities
+    counts = np.zeros((len(gold), 3), dtype=np.int64)
+    for row, (truth, guess) in enumerate(zip(gold_entities, predicted_entities, strict=True)):
+        truth = {entity.to_tuple()[1:] for entity in truth}
+        guess = {entity.to_tuple()[1:] for entity in guess}
+        counts[row] = (len(truth & guess), len(guess), len(truth))
+    return counts
+
+
+def micro_f1(counts: np.ndarray) -> np.ndarray:
+    """Micro F1 from summed counts (last axis: matches, predicted, gold); 0 where undefined."""
+    matches, predicted, gold = counts[..., 0], counts[..., 1], counts[..., 2]
+    denominator = predicted + gold
+    return np.divide(2 * matches, denominator, out=np.zeros(matches.shape), where=denominator > 0)
+
+
+def paired_bootstrap(
+    model_runs: list[np.ndarray],
+    baseline_runs: list[np.ndarray],
+    resamples: int = 1000,
+    seed: int = 0,
+) -> dict:
+    """Paired bootstrap over test sentences (Koehn 2004; Berg-Kirkpatrick et al. 2012) of a
+    model against its baseline, each given as per-sentence counts of its seeds' runs.
+
+    Every resample draws the same sentences for both; a model's F1 on it is the mean over its
+    runs, as the reported F1 is. Returns the observed F1 difference, its 95% percentile
+    interval, and `p`: the one-sided p-value of "the model is no better than its baseline",
+    (1 + resamples where the difference is <= 0) / (1 + resamples).
+    """
+    n = len(model_runs[0])
+    if any(len(run) != n for run in [*model_runs, *baseline_runs]):
+        raise ValueError("paired bootstrap: both models must be scored on the same sentences")
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, n, size=(resamples, n))
+
+    def mean_f1(runs, rows=None):
+        stacked = np.stack(runs)  # runs x sentences x 3
+        sums = stacked.sum(axis=1) if rows is None else stacked[:, rows].sum(axis=2)
+        return micro_f1(sums).mean(axis=0)
+
+    observed = float(mean_f1(model_runs) - mean_f1(baseline_runs))
+    deltas = mean_f1(model_runs, picks) - mean_f1(baseline_runs, picks)
+    low, high = np.percentile(deltas, [2.5, 97.5])
+    return {
+        "delta": observed,
+        "ci": [float(low), float(high)],
+        "p": float((1 + np.sum(deltas <= 0)) / (1 + resamples)),
+        "resamples": resamples,
+    }
