@@ -30,10 +30,10 @@ from safetensors.numpy import save_file
 from tqdm import tqdm
 
 from medistill.device import choose_device
-from medistill.encoding import collate, encode_sentences
+from medistill.encoding import collate, encode_sentences, length_batches
 from medistill.hashing import file_sha256
-from medistill.io import atomic_path, atomic_write, read_json, read_jsonl, write_json
-from medistill.spans import documents_to_sentences
+from medistill.io import atomic_path, atomic_write, read_json, write_json
+from medistill.spans import read_sentences
 
 DTYPE = "float16"
 # What a differing manifest field means, for the error message.
@@ -80,16 +80,16 @@ def teacher_weights_sha(teacher_dir: Path) -> str:
 def word_logits(model, tokenizer, sentences, max_length, batch_size, device) -> list[np.ndarray]:
     """One [words, labels] array per sentence, read at each word's first sub-token."""
     features = encode_sentences(tokenizer, sentences, max_length)
-    out = []
-    for start in range(0, len(features), batch_size):
-        batch = collate(features[start : start + batch_size], tokenizer.pad_token_id)
+    out: list[np.ndarray] = [np.empty(0)] * len(features)
+    for indices in length_batches(features, batch_size):
+        batch = collate([features[i] for i in indices], tokenizer.pad_token_id)
         logits = model(
             input_ids=batch["input_ids"].to(device),
             attention_mask=batch["attention_mask"].to(device),
         ).logits.float()
-        for row in range(logits.shape[0]):
+        for row, index in enumerate(indices):
             positions = (batch["word_index"][row] >= 0).nonzero().squeeze(1)
-            out.append(logits[row, positions.to(device)].cpu().numpy())
+            out[index] = logits[row, positions.to(device)].cpu().numpy()
     return out
 
 
@@ -274,13 +274,14 @@ def load_cache(
 def cache_teacher_logits(
     config: dict, teacher: str, teacher_dir: Path, corpus_path: Path, manifest_path: Path
 ) -> dict:
-    """Run the fine-tuned teacher once over the (augmented) corpus and cache its logits."""
+    """Run the fine-tuned teacher once over the (augmented) corpus, or a task split, and cache
+    its logits."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     remote = config["trust_remote_code"]
     model = AutoModelForTokenClassification.from_pretrained(teacher_dir, trust_remote_code=remote)
     tokenizer = AutoTokenizer.from_pretrained(teacher_dir, trust_remote_code=remote)
-    sentences = documents_to_sentences(read_jsonl(corpus_path), config["max_words_per_sentence"])
+    sentences = read_sentences(corpus_path, config["max_words_per_sentence"])
     return build_cache(
         model,
         tokenizer,

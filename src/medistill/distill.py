@@ -93,6 +93,16 @@ def _general_stage(
     return folder
 
 
+def mix_examples(transfer: list[dict], gold_train: list[dict], ratio: float) -> list[dict]:
+    """The transfer corpus's examples with the gold train split's repeated so that they make
+    `ratio` of the whole (every epoch of the seeded shuffle then holds that share); the train
+    split alone when `ratio` is 1."""
+    if ratio >= 1 or not transfer:
+        return gold_train
+    repeats = max(1, round(ratio * len(transfer) / ((1 - ratio) * len(gold_train))))
+    return transfer + gold_train * repeats
+
+
 def mix_teacher_logits(per_teacher: list[list[np.ndarray]], weights, temperature: float):
     """Pseudo-logits whose softmax at `temperature` is the weighted mean of the teachers'.
 
@@ -155,6 +165,7 @@ def distill_student(
     seeds_dir: Path,
     checkpoint: Path,
     log_run: Callable[..., object],
+    train_manifest_paths: list[Path] = (),
 ) -> list[dict]:
     """Train a student token classifier in the size's mode, one run per seed (see
     `train_seeds`); save the run with the best dev F1 as a model folder.
@@ -163,6 +174,9 @@ def distill_student(
     - `general`: cut from the pretrained teacher, distilled from the general cache, then
       fine-tuned on the task's gold train split (the teacher's labels are not used);
     - `general+task`: the general stage, then the task stage (TinyBERT's two stages).
+    With `distill.gold_ratio` > 0 the task stage also learns from the task's gold train split
+    (the teacher's logits on it, `train_manifest_paths`, and its gold tags), that share of
+    each epoch's sentences (see `mix_examples`).
     The corpus `gold` is the baseline: the same student (same cut, same initial weights, no
     general stage) trained on the gold train split alone for the same steps, with no teacher.
     The teacher never runs here: its outputs come from the caches.
@@ -209,22 +223,33 @@ def distill_student(
         def encoder():
             return with_label_head(folder, labels, config)[0]
 
+    share = {"transfer": 0.0, "gold_train": 1.0, "n_transfer": 0}
     if baseline or mode == "general":  # gold tags only, no teacher logits
         examples = build_examples(tokenizer, gold_train, labels, config["max_length"])
         objective = TaskObjective(temperature=1.0, kl_weight=0.0, ce_weight=1.0)
     else:
-        manifest, logits = _teacher_logits(config, teacher, manifest_paths, sentences, tokenizer)
-        if manifest["labels"] != labels:
-            raise ValueError(
-                f"{manifest_paths[0]}: cached labels {manifest['labels']} differ from the "
-                f"task's {labels}; delete the cache and rerun"
-            )
+
+        def with_logits(paths, texts):
+            manifest, logits = _teacher_logits(config, teacher, paths, texts, tokenizer)
+            if manifest["labels"] != labels:
+                raise ValueError(
+                    f"{paths[0]}: cached labels {manifest['labels']} differ from the task's "
+                    f"{labels}; delete the cache and rerun"
+                )
+            examples = build_examples(tokenizer, texts, labels, config["max_length"], logits)
+            return examples, manifest["shards"]
+
         sentences = gold_within(sentences, labels, corpus)
-        examples = build_examples(tokenizer, sentences, labels, config["max_length"], logits)
+        examples, cache_shards = with_logits(manifest_paths, sentences)
+        share["n_transfer"] = len(examples)
+        if recipe["gold_ratio"] > 0:
+            train_examples, train_shards = with_logits(train_manifest_paths, gold_train)
+            examples = mix_examples(examples, train_examples, recipe["gold_ratio"])
+            cache_shards = [cache_shards, train_shards]
+        share |= {"transfer": 1.0 - recipe["gold_ratio"], "gold_train": recipe["gold_ratio"]}
         objective = TaskObjective(
             **{k: recipe[k] for k in ("temperature", "kl_weight", "ce_weight")}
         )
-        cache_shards = manifest["shards"]
 
     def new_model():
         student = encoder()
@@ -253,10 +278,19 @@ def distill_student(
     history = general_history + read_json(Path(out_dir) / "training_history.json")
     write_json(history, Path(out_dir) / "training_history.json")
     trained = AutoModelForTokenClassification.from_pretrained(out_dir, trust_remote_code=remote)
+    kept = max(runs, key=lambda r: r["dev_f1"])
+    seen = kept["steps_run"] * recipe["batch_size"] * recipe["grad_accumulation"]
+    budget = {
+        "sentences_seen": seen,
+        "transfer_epochs": seen * share["transfer"] / share["n_transfer"]
+        if share["n_transfer"]
+        else 0.0,
+        "gold_train_epochs": seen * share["gold_train"] / len(gold_train),
+    }
     log_run(
         f"distill/{teacher}/{corpus}/{size}",
         params={"distill": recipe, "size": spec, "seeds": seed_list(config)},
-        metrics=dev_summary(runs) | count_parameters(trained),
+        metrics=dev_summary(runs) | count_parameters(trained) | budget,
         tags={
             "stage": "distill",
             "mode": mode,

@@ -46,3 +46,16 @@ def collate(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
         attention_mask[row, :n] = 1
         word_index[row, :n] = torch.tensor(feature["word_index"])
     return {"input_ids": input_ids, "attention_mask": attention_mask, "word_index": word_index}
+
+
+def length_batches(features: list[dict], batch_size: int) -> list[list[int]]:
+    """Indices of `features` in batches of similar length, longest first, so that a batch pads
+    to little more than its own sentences (corpus order pads short sentences to long ones);
+    callers put each result back at its index, so outputs keep the input order."""
+    order = sorted(range(len(features)), key=lambda i: -len(features[i]["input_ids"]))
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def padded_tokens(features: list[dict], batches: list[list[int]]) -> int:
+    """Token slots a forward pass computes over these batches, padding included."""
+    return sum(len(batch) * max(len(features[i]["input_ids"]) for i in batch) for batch in batches)

@@ -37,8 +37,8 @@ from medistill.cache import (
 )
 from medistill.device import choose_device
 from medistill.encoding import collate, encode_sentences
-from medistill.io import read_json, read_jsonl
-from medistill.spans import documents_to_sentences
+from medistill.io import read_json
+from medistill.spans import read_sentences
 from medistill.teachers import has_masked_lm_head
 
 GENERAL_KINDS = ("mlm", "hidden")
@@ -272,7 +272,7 @@ def cache_general(
     loader = AutoModelForMaskedLM if masked_lm else AutoModel
     model = loader.from_pretrained(teacher_dir, trust_remote_code=remote)
     tokenizer = AutoTokenizer.from_pretrained(teacher_dir, trust_remote_code=remote)
-    sentences = documents_to_sentences(read_jsonl(corpus_path), config["max_words_per_sentence"])
+    sentences = read_sentences(corpus_path, config["max_words_per_sentence"])
     return build_general_cache(
         model,
         tokenizer,

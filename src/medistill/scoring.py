@@ -8,7 +8,7 @@ import torch
 from seqeval.metrics import classification_report, f1_score
 from seqeval.scheme import IOB2, Entities
 
-from medistill.encoding import collate, encode_sentences
+from medistill.encoding import collate, encode_sentences, length_batches
 from medistill.spans import tag_spans
 
 
@@ -17,9 +17,9 @@ def predict_tags(model, tokenizer, sentences, max_length, batch_size, device) ->
     """The label of each word's first sub-token, argmax over the model's labels."""
     model.eval().to(device)
     features = encode_sentences(tokenizer, sentences, max_length)
-    predictions = []
-    for start in range(0, len(features), batch_size):
-        batch = collate(features[start : start + batch_size], tokenizer.pad_token_id)
+    predictions: list[list[str]] = [[] for _ in features]
+    for indices in length_batches(features, batch_size):
+        batch = collate([features[i] for i in indices], tokenizer.pad_token_id)
         logits = (
             model(
                 input_ids=batch["input_ids"].to(device),
@@ -28,9 +28,9 @@ def predict_tags(model, tokenizer, sentences, max_length, batch_size, device) ->
             .logits.argmax(-1)
             .cpu()
         )
-        for row in range(logits.shape[0]):
+        for row, index in enumerate(indices):
             ids = logits[row][batch["word_index"][row] >= 0].tolist()
-            predictions.append([model.config.id2label[i] for i in ids])
+            predictions[index] = [model.config.id2label[i] for i in ids]
     return predictions
 
 

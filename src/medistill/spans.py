@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from medistill.io import read_jsonl
 from medistill.lexicons import LABELS
 from medistill.sentences import split_sentences
 
@@ -83,3 +84,12 @@ def tag_spans(tags: list[str]) -> list[tuple[int, int]]:
         spans.append((i, end))
         i = end
     return spans
+
+
+def read_sentences(path, max_words: int) -> list[dict]:
+    """The sentences of a JSON lines file: a corpus's documents (`text`, split here) or a task
+    split, already sentences (`words`), so a teacher's logits can be cached over either."""
+    records = read_jsonl(path)
+    if records and "words" in records[0]:
+        return records
+    return documents_to_sentences(records, max_words)

@@ -3,11 +3,31 @@
 rule cache_teacher_logits:
     input:
         teacher=teacher_model,
-        docs="results/corpus/{corpus}/augmented.jsonl",
+        sentences="results/corpus/{corpus}/augmented.jsonl",
     output:
         "results/cache/{teacher}/{corpus}/task/manifest.json",
     log:
         "results/logs/cache_teacher_logits/{teacher}/{corpus}.log",
+    conda:
+        "../../envs/medistill.yaml"
+    threads: rule_threads("gpu_rules")
+    resources:
+        **rule_resources("gpu_rules"),
+    params:
+        settings=config_slice(*MODEL_KEYS, "max_words_per_sentence", "cache"),
+    script:
+        "../scripts/cache_teacher_logits.py"
+
+
+# The same over the task's gold train split, which distillation mixes in (`distill.gold_ratio`).
+rule cache_train_logits:
+    input:
+        teacher=teacher_model,
+        sentences="results/tasks/{task}/train.jsonl",
+    output:
+        "results/cache/{teacher}/task-train/{task}/manifest.json",
+    log:
+        "results/logs/cache_train_logits/{teacher}/{task}.log",
     conda:
         "../../envs/medistill.yaml"
     threads: rule_threads("gpu_rules")

@@ -71,6 +71,12 @@ def distill_inputs(wildcards):
         inputs["cache"] = [
             f"results/cache/{m}/{wildcards.corpus}/task/manifest.json" for m in members
         ]
+        if (
+            config["distill"]["gold_ratio"] > 0
+        ):  # the task's train split, with its logits
+            inputs["train_cache"] = [
+                f"results/cache/{m}/task-train/{TASK}/manifest.json" for m in members
+            ]
     if mode != "task":  # the general stage learns from the init teacher alone
         inputs["general_cache"] = (
             f"results/cache/{init}/{wildcards.corpus}/general/manifest.json"
@@ -158,8 +164,8 @@ def config_slice(*keys):
 MODEL_KEYS = ("seed", "trust_remote_code", "device", "max_length")
 # Keys of every training run: seeds, dev scoring (batch size), energy measurement.
 TRAINING_KEYS = (*MODEL_KEYS, "seeds", "evaluate.batch_size", "energy")
-# Recipe keys of the teacher's logits, which a student trained on gold tags alone never reads.
-TEACHER_SIGNAL_KEYS = ("temperature", "kl_weight", "ce_weight")
+# Recipe keys of the teacher's signal, which a student trained on gold tags alone never reads.
+TEACHER_SIGNAL_KEYS = ("temperature", "kl_weight", "ce_weight", "gold_ratio")
 
 
 def only(spec, keys):

@@ -6,6 +6,6 @@ cache_teacher_logits(
     snakemake.params.settings,
     teacher=snakemake.wildcards.teacher,
     teacher_dir=snakemake.input.teacher,
-    corpus_path=snakemake.input.docs,
+    corpus_path=snakemake.input.sentences,
     manifest_path=snakemake.output[0],
 )

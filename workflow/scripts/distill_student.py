@@ -15,6 +15,7 @@ distill_student(
     corpus_path=snakemake.input.get("docs"),
     task_dir=Path(snakemake.input.labels).parent,
     manifest_paths=snakemake.input.get("cache", []),
+    train_manifest_paths=snakemake.input.get("train_cache", []),
     general_manifest=snakemake.input.get("general_cache"),
     out_dir=snakemake.output.model,
     seeds_dir=snakemake.output.seeds,
