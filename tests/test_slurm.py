@@ -30,7 +30,13 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
 SMOKE = ROOT / "config" / "smoke.yaml"
-GPU_RULES = {"finetune_teacher", "cache_teacher_logits", "cache_general", "distill_student"}
+GPU_RULES = {
+    "finetune_teacher",
+    "cache_teacher_logits",
+    "cache_train_logits",
+    "cache_general",
+    "distill_student",
+}
 # Quick status polling for tests; a real cluster keeps the plugin's defaults.
 FAST_POLLING = [
     "--slurm-init-seconds-before-status-checks",

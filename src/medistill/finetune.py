@@ -30,6 +30,8 @@ def finetune_teacher(
 
     spec = config["teachers"][teacher]
     recipe = spec["finetune"]
+    # A teacher may run more or fewer seeds than the students (`teachers.NAME.seeds`).
+    config = config | {"seeds": spec.get("seeds", config["seeds"])}
     labels = read_json(Path(task_dir) / "labels.json")
     _, tokenizer = with_label_head(base_dir, labels, config)
     sentences = read_jsonl(Path(task_dir) / "train.jsonl")
