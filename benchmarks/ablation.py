@@ -3,6 +3,7 @@ its gold-only baseline (F1 mean +- std over seeds, difference, 95% interval and 
 paired bootstrap over test sentences), with the teacher's F1 for retention.
 
 Usage: python benchmarks/ablation.py --workdir DIR --configfile FILE [FILE ...] [--cores N]
+       [--only SETTING_PREFIX ...]
 
 One working directory for all settings: each setting layers one recipe edit over the config
 files, and since every rule declares the config it depends on, only the distilled students,
@@ -30,6 +31,9 @@ SETTINGS = {
     "transfer corpus only (gold_ratio 0)": {"distill": {"gold_ratio": 0.0}},
     "+ gold train split, 25% (gold_ratio 0.25)": {"distill": {"gold_ratio": 0.25}},
     "gold train split only, KL + CE (gold_ratio 1)": {"distill": {"gold_ratio": 1.0}},
+    "hard pseudo-labels, transfer only (targets hard)": {
+        "distill": {"gold_ratio": 0.0, "targets": "hard"}
+    },
 }
 
 
@@ -73,12 +77,15 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--configfile", nargs="+", required=True)
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--only", nargs="+", default=[], help="settings whose name starts so")
     args = parser.parse_args()
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     configfiles = [str(Path(f).resolve()) for f in args.configfile]
     table_rows = []
     for setting, edit in SETTINGS.items():
+        if args.only and not any(setting.startswith(prefix) for prefix in args.only):
+            continue
         minutes = run_setting(workdir, configfiles, edit, args.cores) / 60
         table = pd.read_csv(workdir / "results/report/tradeoff.csv")
         kept = workdir / "ablation" / setting.split(" (")[0].replace(" ", "_").replace("+", "")

@@ -27,7 +27,8 @@ def planned_jobs(workdir, override: str, tmp_path) -> dict[str, int]:
 
 
 # The smoke grid: teacher minilm-l6, corpus synth (+ gold baselines), sizes L1, L2-narrow,
-# L1-int8 (compressed from L1), G1 (general+task, with its own general cache).
+# L1-int8 (compressed from L1), G1 (general+task, with its own general cache); distillation mixes
+# in the task's train split (gold_ratio), so the teacher's logits on it are cached too.
 EDITS = {
     # The recipe's teacher-signal keys: the distilled students and what follows from them; the
     # gold-only baselines do not read the temperature.
@@ -49,6 +50,7 @@ EDITS = {
             "prepare_teacher": 1,
             "finetune_teacher": 1,
             "cache_teacher_logits": 1,
+            "cache_train_logits": 1,
             "cache_general": 1,
             "distill_student": 6,
             "compress_student": 2,
@@ -68,6 +70,7 @@ EDITS = {
         {
             "finetune_teacher": 1,
             "cache_teacher_logits": 1,
+            "cache_train_logits": 1,
             "distill_student": 6,
             "compress_student": 2,
             "evaluate_teacher": 1,

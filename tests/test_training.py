@@ -6,6 +6,7 @@ import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from medistill.cache import build_cache, load_cache, word_logits
+from medistill.distill import mix_examples, pseudo_labelled
 from medistill.evaluate import cpu_latency
 from medistill.losses import TaskObjective, distillation_loss
 from medistill.scoring import ner_scores, predict_tags
@@ -304,3 +305,24 @@ def test_seeded_runs_keep_the_best_dev_run_and_resume(tiny_bert, tmp_path):
     assert summary["f1"] == pytest.approx(0.6) and summary["recall"] == pytest.approx(0.5)
     assert summary["f1_std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
     assert summary["seeds"] == [3, 4] and summary["f1_per_seed"] == [0.5, 0.7]
+
+
+def test_mixed_examples_hold_the_gold_ratio():
+    transfer, gold = [{"t": i} for i in range(90)], [{"g": i} for i in range(10)]
+    mixed = mix_examples(transfer, gold, 0.25)
+    assert sum("g" in e for e in mixed) / len(mixed) == pytest.approx(0.25)
+    assert mixed[:90] == transfer  # the transfer corpus once, the train split repeated
+    assert mix_examples(transfer, gold, 1.0) == gold
+    assert len(mix_examples(transfer, gold, 0.001)) == 100  # the train split at least once
+
+
+def test_pseudo_labels_fill_sentences_without_gold():
+    labels = ["O", "B-DISO", "I-DISO"]
+    sentences = [{"id": "a", "words": ["x", "y", "z"]}, {"id": "b", "words": ["w"], "tags": ["O"]}]
+    logits = [
+        np.array([[0.0, 0, 5], [0, 0, 5], [5, 0, 0]]),  # I I O: a stray I- starts a mention
+        np.array([[0.0, 5, 0]]),
+    ]
+    tagged = pseudo_labelled(sentences, logits, labels)
+    assert tagged[0]["tags"] == ["B-DISO", "I-DISO", "O"]
+    assert tagged[1]["tags"] == ["O"]  # gold is kept

@@ -21,7 +21,7 @@ from medistill.general_cache import load_general_cache
 from medistill.hashing import config_hash
 from medistill.io import read_json, read_jsonl, save_pretrained_atomic, write_json
 from medistill.losses import GeneralObjective, TaskObjective
-from medistill.spans import documents_to_sentences
+from medistill.spans import documents_to_sentences, to_iob2
 from medistill.students import count_parameters, make_student
 from medistill.tasks import BASELINE_CORPUS
 from medistill.teachers import with_label_head
@@ -91,6 +91,15 @@ def _general_stage(
     write_json(history, folder / "training_history.json")
     write_json([fingerprint], folder / "fingerprint.json")
     return folder
+
+
+def pseudo_labelled(sentences: list[dict], logits, labels: list[str]) -> list[dict]:
+    """Self-training targets: each sentence without gold tags gets the teacher's argmax tags
+    (made valid IOB2: a stray I-X starts a mention)."""
+    return [
+        s if "tags" in s else s | {"tags": to_iob2([labels[i] for i in word.argmax(-1)])}
+        for s, word in zip(sentences, logits, strict=True)
+    ]
 
 
 def mix_examples(transfer: list[dict], gold_train: list[dict], ratio: float) -> list[dict]:
@@ -236,6 +245,8 @@ def distill_student(
                     f"{paths[0]}: cached labels {manifest['labels']} differ from the task's "
                     f"{labels}; delete the cache and rerun"
                 )
+            if recipe["targets"] == "hard":  # the teacher's tags where there is no gold
+                texts, logits = pseudo_labelled(texts, logits, labels), None
             examples = build_examples(tokenizer, texts, labels, config["max_length"], logits)
             return examples, manifest["shards"]
 
@@ -247,8 +258,10 @@ def distill_student(
             examples = mix_examples(examples, train_examples, recipe["gold_ratio"])
             cache_shards = [cache_shards, train_shards]
         share |= {"transfer": 1.0 - recipe["gold_ratio"], "gold_train": recipe["gold_ratio"]}
-        objective = TaskObjective(
-            **{k: recipe[k] for k in ("temperature", "kl_weight", "ce_weight")}
+        objective = (
+            TaskObjective(temperature=1.0, kl_weight=0.0, ce_weight=1.0)
+            if recipe["targets"] == "hard"
+            else TaskObjective(**{k: recipe[k] for k in ("temperature", "kl_weight", "ce_weight")})
         )
 
     def new_model():

@@ -165,7 +165,7 @@ MODEL_KEYS = ("seed", "trust_remote_code", "device", "max_length")
 # Keys of every training run: seeds, dev scoring (batch size), energy measurement.
 TRAINING_KEYS = (*MODEL_KEYS, "seeds", "evaluate.batch_size", "energy")
 # Recipe keys of the teacher's signal, which a student trained on gold tags alone never reads.
-TEACHER_SIGNAL_KEYS = ("temperature", "kl_weight", "ce_weight", "gold_ratio")
+TEACHER_SIGNAL_KEYS = ("temperature", "kl_weight", "ce_weight", "targets", "gold_ratio")
 
 
 def only(spec, keys):

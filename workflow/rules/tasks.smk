@@ -2,13 +2,14 @@ rule prepare_task:
     input:
         external_task_files,
     output:
+        # the robustness sets: one file per name of medistill.tasks.ROBUSTNESS_SETS
+        **{
+            f"test_{name}": f"results/tasks/{{task}}/test_{name}.jsonl"
+            for name in ROBUSTNESS_SETS
+        },
         train="results/tasks/{task}/train.jsonl",
         dev="results/tasks/{task}/dev.jsonl",
         test="results/tasks/{task}/test.jsonl",
-        test_typo5="results/tasks/{task}/test_typo5.jsonl",
-        test_typo15="results/tasks/{task}/test_typo15.jsonl",
-        test_abbrev="results/tasks/{task}/test_abbrev.jsonl",
-        test_unseen="results/tasks/{task}/test_unseen.jsonl",
         labels="results/tasks/{task}/labels.json",
     log:
         "results/logs/prepare_task/{task}.log",
