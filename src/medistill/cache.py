@@ -289,11 +289,18 @@ def cache_teacher_logits(
         Path(manifest_path).parent,
         teacher=teacher,
         teacher_sha=teacher_weights_sha(teacher_dir),
-        shard_size=config["cache"]["shard_size"],
-        max_length=config["max_length"],
-        batch_size=config["cache"]["batch_size"],
-        device=choose_device(config["device"]),
+        **caching_settings(config),
     )
+
+
+def caching_settings(config: dict) -> dict:
+    """How a caching job runs the teacher: shard size, sequence length, batch, device."""
+    return {
+        "shard_size": config["cache"]["shard_size"],
+        "max_length": config["max_length"],
+        "batch_size": config["cache"]["batch_size"],
+        "device": choose_device(config["device"]),
+    }
 
 
 def split_rows(array: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:

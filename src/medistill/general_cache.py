@@ -28,6 +28,7 @@ from medistill.cache import (
     check_manifest,
     finish_cache,
     load_shard,
+    caching_settings,
     sentences_fingerprint,
     shard_key,
     split_rows,
@@ -35,7 +36,6 @@ from medistill.cache import (
     tokenizer_hash,
     write_shards,
 )
-from medistill.device import choose_device
 from medistill.encoding import collate, encode_sentences
 from medistill.io import read_json
 from medistill.spans import read_sentences
@@ -284,8 +284,5 @@ def cache_general(
         mask_rate=mask_rate,
         mask_seed=config["seed"],
         hidden_layers=hidden_layers,
-        shard_size=config["cache"]["shard_size"],
-        max_length=config["max_length"],
-        batch_size=config["cache"]["batch_size"],
-        device=choose_device(config["device"]),
+        **caching_settings(config),
     )
