@@ -25,10 +25,10 @@ import torch
 
 from medistill.cache import (
     DTYPE,
+    caching_settings,
     check_manifest,
     finish_cache,
     load_shard,
-    caching_settings,
     sentences_fingerprint,
     shard_key,
     split_rows,
