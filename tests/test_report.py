@@ -269,6 +269,7 @@ CONFIG = {
         "budgets": [
             {"name": "under 5 ms", "max_latency_ms_b1": 5},
             {"name": "under 1M parameters", "max_params": 1_000_000},
+            {"name": "under 10 parameters", "max_params": 10},
         ]
     },
 }
@@ -316,6 +317,7 @@ def test_report_html_is_self_contained(full_report):
         "Recommended student per budget",
         "under 5 ms",
         "camembert/wiki/small",  # the best student within both budgets
+        "no student fits",  # the 10-parameter budget
         "Pareto fronts",
         "f1_typo5 up, params_total down",
         "CC-BY-SA-4.0",  # corpus licence

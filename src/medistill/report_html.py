@@ -166,7 +166,8 @@ def render_html(
     env_table = _table(pd.DataFrame({"item": list(env), "value": list(env.values())}))
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     budgets = (
-        _table(recommendations)
+        # a budget no student meets says so instead of showing an empty cell
+        _table(recommendations.replace({"model": {"": "no student fits"}}))
         if not recommendations.empty
         else "<p>No budget in the config (<code>report.budgets</code>).</p>"
     )
