@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -88,7 +89,7 @@ def main() -> None:
             continue
         minutes = run_setting(workdir, configfiles, edit, args.cores) / 60
         table = pd.read_csv(workdir / "results/report/tradeoff.csv")
-        kept = workdir / "ablation" / setting.split(" (")[0].replace(" ", "_").replace("+", "")
+        kept = workdir / "ablation" / re.sub(r"[^a-z0-9]+", "-", setting.lower()).strip("-")
         shutil.rmtree(kept, ignore_errors=True)
         shutil.copytree(workdir / "results/eval", kept)
         table.to_csv(kept / "tradeoff.csv", index=False)

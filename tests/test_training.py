@@ -8,6 +8,8 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer
 from medistill.cache import build_cache, load_cache, word_logits
 from medistill.distill import mix_examples, pseudo_labelled
 from medistill.evaluate import cpu_latency
+from medistill.finetune import finetune_teacher
+from medistill.io import write_json, write_jsonl
 from medistill.losses import TaskObjective, distillation_loss
 from medistill.scoring import ner_scores, predict_tags
 from medistill.spans import iob2_labels
@@ -326,3 +328,47 @@ def test_pseudo_labels_fill_sentences_without_gold():
     tagged = pseudo_labelled(sentences, logits, labels)
     assert tagged[0]["tags"] == ["B-DISO", "I-DISO", "O"]
     assert tagged[1]["tags"] == ["O"]  # gold is kept
+
+
+def test_length_buckets_keep_each_sentence_its_own_prediction(model_and_tokenizer):
+    # Sentences of mixed lengths: batched by length, each result still lands at its index.
+    model, tokenizer = model_and_tokenizer
+    mixed = [SENTENCES[i] for i in (2, 3, 0, 1, 2)] + [
+        {"id": "long", "words": SENTENCES[0]["words"] * 4, "tags": SENTENCES[0]["tags"] * 4}
+    ]
+    one_by_one = [predict_tags(model, tokenizer, [s], 64, 1, "cpu")[0] for s in mixed]
+    assert predict_tags(model, tokenizer, mixed, 64, 4, "cpu") == one_by_one
+
+
+def test_a_teacher_runs_its_own_number_of_seeds(tiny_bert, tmp_path):
+    task_dir = tmp_path / "task"
+    write_jsonl(SENTENCES, task_dir / "train.jsonl")
+    write_jsonl(SENTENCES[:4], task_dir / "dev.jsonl")
+    write_json(LABELS, task_dir / "labels.json")
+    recipe = RECIPE | {"steps": 2, "eval_every": 2, "patience": 0}
+    spec = {"source": f"local:{tiny_bert}", "licence": "MIT", "finetune": recipe, "seeds": 1}
+    config = {
+        "seed": 3,
+        "seeds": 3,  # the students' count; the teacher's own `seeds` wins
+        "device": "cpu",
+        "max_length": 64,
+        "trust_remote_code": False,
+        "evaluate": {"batch_size": 8},
+        "energy": {"enabled": False},
+        "teachers": {"t": spec},
+    }
+    logged = []
+    runs = finetune_teacher(
+        config,
+        teacher="t",
+        task="ner",
+        base_dir=tiny_bert,
+        task_dir=task_dir,
+        out_dir=tmp_path / "model",
+        seeds_dir=tmp_path / "seeds",
+        checkpoint=tmp_path / "ckpt" / "t.pt",
+        log_run=lambda name, **record: logged.append((name, record["params"]["seeds"])),
+    )
+    assert [r["seed"] for r in runs] == [3]
+    assert not list((tmp_path / "seeds").iterdir())
+    assert logged == [("finetune/t/ner", [3])]

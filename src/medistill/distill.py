@@ -21,7 +21,7 @@ from medistill.general_cache import load_general_cache
 from medistill.hashing import config_hash
 from medistill.io import read_json, read_jsonl, save_pretrained_atomic, write_json
 from medistill.losses import GeneralObjective, TaskObjective
-from medistill.spans import documents_to_sentences, to_iob2
+from medistill.spans import read_sentences, to_iob2
 from medistill.students import count_parameters, make_student
 from medistill.tasks import BASELINE_CORPUS
 from medistill.teachers import with_label_head
@@ -200,9 +200,7 @@ def distill_student(
     gold_train = read_jsonl(Path(task_dir) / "train.jsonl")
     baseline = corpus == BASELINE_CORPUS
     if not baseline:
-        sentences = documents_to_sentences(
-            read_jsonl(corpus_path), config["max_words_per_sentence"]
-        )
+        sentences = read_sentences(corpus_path, config["max_words_per_sentence"])
     checkpoint = Path(checkpoint)
     general_history, cache_shards = [], None
     if baseline or mode == "task":

@@ -4,10 +4,9 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from medistill.tasks import BASELINE_CORPUS
-from medistill.errors import ConfigError
 from medistill.config import validate_config
-from medistill.tasks import ROBUSTNESS_SETS
+from medistill.errors import ConfigError
+from medistill.tasks import BASELINE_CORPUS, ROBUSTNESS_SETS
 
 try:
     config.update(
@@ -71,9 +70,8 @@ def distill_inputs(wildcards):
         inputs["cache"] = [
             f"results/cache/{m}/{wildcards.corpus}/task/manifest.json" for m in members
         ]
-        if (
-            config["distill"]["gold_ratio"] > 0
-        ):  # the task's train split, with its logits
+        # the task's own train split, with the teacher's logits on it (distill.gold_ratio)
+        if config["distill"]["gold_ratio"] > 0:
             inputs["train_cache"] = [
                 f"results/cache/{m}/task-train/{TASK}/manifest.json" for m in members
             ]
