@@ -1,8 +1,11 @@
 """Print how much padding batching in corpus order costs against length-bucketed batches
 (`medistill.encoding.length_batches`, used by the logit cache, dev scoring and evaluation),
-and the time of the teacher's forward passes both ways.
+and the time of the teacher's forward passes both ways; then the same for one epoch of training
+batches, a plain seeded shuffle against `medistill.training.batch_indices` (shuffled, then
+grouped by length).
 
 Usage: python benchmarks/padding.py [--corpus FILE.jsonl[.gz]] [--sentences N] [--batch-size B]
+    [--train-batch-size B]
 
 Default corpus: the E3C layer-3 sample in ../shared/data beside the project when present, else
 generated reports. The teacher is the packaged MiniLM-L6 (a random token-classification head:
@@ -24,6 +27,7 @@ from medistill.encoding import collate, encode_sentences, length_batches, padded
 from medistill.packaged import package_model_path
 from medistill.spans import documents_to_sentences, iob2_labels
 from medistill.tasks import synthetic_sentences
+from medistill.training import batch_indices
 
 E3C_RAW = Path(__file__).resolve().parents[2] / "shared/data/e3c-fr-raw/layer3-sample.jsonl.gz"
 
@@ -51,6 +55,7 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=E3C_RAW)
     parser.add_argument("--sentences", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--train-batch-size", type=int, default=32)
     args = parser.parse_args()
     torch.set_num_threads(1)
     name, sentences = corpus_sentences(args.corpus, args.sentences)
@@ -64,13 +69,23 @@ def main() -> None:
         for start in range(0, len(features), args.batch_size)
     ]
     bucketed = length_batches(features, args.batch_size)
-    real = sum(len(f["input_ids"]) for f in features)
-    print(f"{name}: {len(sentences)} sentences, {real} real tokens, batch {args.batch_size}")
-    for label, batches in (("corpus order", in_order), ("length buckets", bucketed)):
+    size = args.train_batch_size
+    shuffled = torch.randperm(len(features), generator=torch.Generator().manual_seed(0)).tolist()
+    shuffled_batches = [shuffled[start : start + size] for start in range(0, len(shuffled), size)]
+    lengths = [len(f["input_ids"]) for f in features]
+    grouped = [batch_indices(lengths, size, step, seed=0) for step in range(len(shuffled_batches))]
+    real = sum(lengths)
+    print(f"{name}: {len(sentences)} sentences, {real} real tokens")
+    for label, batches in (
+        (f"inference, batch {args.batch_size}, corpus order", in_order),
+        (f"inference, batch {args.batch_size}, length buckets", bucketed),
+        (f"training epoch, batch {size}, shuffled", shuffled_batches),
+        (f"training epoch, batch {size}, shuffled + grouped", grouped),
+    ):
         padded = padded_tokens(features, batches)
         seconds = forward_seconds(model, features, batches, tokenizer.pad_token_id)
         print(
-            f"  {label:15s} {padded:8d} token slots ({padded / real:.2f}x real), "
+            f"  {label:45s} {padded:8d} token slots ({padded / real:.2f}x real), "
             f"forward {seconds:.1f} s on 1 thread"
         )
 

@@ -98,10 +98,18 @@ def test_distillation_loss():
     assert no_gold.item() == 0.0
 
 
-def test_batches_cover_each_epoch_once():
-    seen = [i for step in range(5) for i in batch_indices(20, 4, step, seed=1)]
-    assert sorted(seen) == list(range(20))
-    assert batch_indices(20, 4, 7, seed=1) == batch_indices(20, 4, 7, seed=1)
+def test_batches_cover_each_epoch_once_grouped_by_length():
+    lengths = [3 + (i * 7) % 40 for i in range(200)]
+    batches = [batch_indices(lengths, 4, step, seed=1) for step in range(50)]
+    assert sorted(i for batch in batches for i in batch) == list(range(200))
+    assert batch_indices(lengths, 4, 7, seed=1) == batch_indices(lengths, 4, 7, seed=1)
+    assert batch_indices(lengths, 4, 57, seed=1) != batch_indices(lengths, 4, 7, seed=1)
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    shuffled = torch.randperm(200, generator=torch.Generator().manual_seed(0)).tolist()
+    random_padded = sum(
+        4 * max(lengths[i] for i in shuffled[start : start + 4]) for start in range(0, 200, 4)
+    )
+    assert padded < random_padded
 
 
 def _train(model, tokenizer, checkpoint, recipe=RECIPE, on_log=None):

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
+from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from medistill.device import choose_device
 from medistill.encoding import encode_sentences
@@ -43,12 +44,18 @@ def build_examples(tokenizer, sentences, labels, max_length, teacher_logits=None
     return features
 
 
-def batch_indices(n_examples: int, batch_size: int, step: int, seed: int) -> list[int]:
-    """The examples of a step: a fresh seeded permutation each epoch, a pure function of step."""
-    per_epoch = math.ceil(n_examples / batch_size)
+def batch_indices(lengths: list[int], batch_size: int, step: int, seed: int) -> list[int]:
+    """The examples of a step, a pure function of step (a resumed run sees the same batches).
+
+    Each epoch is a fresh seeded permutation, grouped by length the way transformers' Trainer
+    does (`group_by_length`): mega-batches of 50 batches are sorted by length, so a batch pads
+    to little more than its own sentences; `lengths` are the examples' sub-token counts.
+    """
+    per_epoch = math.ceil(len(lengths) / batch_size)
     epoch, position = divmod(step, per_epoch)
-    order = torch.randperm(n_examples, generator=torch.Generator().manual_seed(seed + epoch))
-    return order[position * batch_size : (position + 1) * batch_size].tolist()
+    generator = torch.Generator().manual_seed(seed + epoch)
+    order = get_length_grouped_indices(lengths, batch_size, generator=generator)
+    return order[position * batch_size : (position + 1) * batch_size]
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
@@ -120,8 +127,9 @@ def train(
     )
     progress = tqdm(range(start, steps), initial=start, total=steps, desc=desc, unit="step")
     began, tokens = time.perf_counter(), 0
+    lengths = [len(example["input_ids"]) for example in examples]
     for step in progress:
-        chosen = batch_indices(len(examples), recipe["batch_size"] * micro, step, seed)
+        chosen = batch_indices(lengths, recipe["batch_size"] * micro, step, seed)
         step_loss = 0.0
         for part in range(micro):
             indices = chosen[part * recipe["batch_size"] : (part + 1) * recipe["batch_size"]]
