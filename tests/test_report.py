@@ -239,6 +239,10 @@ def test_recommend_needs_a_minimum_retention_of_the_teacher():
     # A budget's own floor wins over the report's.
     own = [{"name": "fast", "max_latency_ms_b1": 6, "min_f1_retention": 0.01}]
     assert recommend(df, own, min_f1_retention=0.9).loc[0, "model"] == "t/c/L1"
+    # Speedup over the teacher (50 ms): L1 is 10x, L2 5x.
+    faster = [{"name": "6x", "min_speedup": 6}, {"name": "4x keeping 90%", "min_speedup": 4}]
+    out = recommend(df, faster, min_f1_retention=0.9).set_index("budget")
+    assert out.loc["6x", "model"] == "" and out.loc["4x keeping 90%", "model"] == "t/c/L2"
 
 
 def test_recommend_without_budgets_is_empty():

@@ -48,6 +48,15 @@ def test_dry_run_on_default_config_lists_every_stage(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_full_grid_config_plans_both_teachers_on_both_corpora(tmp_path):
+    grid = str(ROOT / "config" / "full-grid.yaml")
+    run = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", grid)
+    assert run.returncode == 0, run.stderr
+    for teacher in ("e5-small", "minilm-l6"):
+        for corpus in ("synth", "synth-clean", "gold"):
+            assert f"results/eval/{teacher}/{corpus}/L3-int8/ner-synth.json" in run.stdout
+
+
 def test_student_grid_config_plans_every_shape_and_the_mix(tmp_path):
     grid = str(ROOT / "config" / "students-grid.yaml")
     run = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", grid)

@@ -64,6 +64,7 @@ BUDGET_LIMITS = {
     "min_f1": ("f1", ">="),
     "min_f1_typo5": ("f1_typo5", ">="),
     "min_f1_retention": ("f1_retention", ">="),
+    "min_speedup": ("speedup", ">="),
 }
 
 
