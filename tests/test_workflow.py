@@ -246,6 +246,28 @@ def _stacked_config(files: list[str]) -> dict:
     return config
 
 
+def test_offline_e3c_study_and_its_ablation_validate(tmp_path, monkeypatch):
+    import copy
+
+    from medistill.config import validate_config
+
+    workdir = tmp_path / "work"
+    study = _stacked_config(["e3c-offline.yaml"])
+    _fake_local_data(workdir, study)
+    monkeypatch.chdir(workdir)
+    config = validate_config(copy.deepcopy(study), where="e3c-offline.yaml")
+    assert config["sweep"]["teachers"] == ["e5-small"] and config["seeds"] == 3
+    assert config["teachers"]["e5-small"]["seeds"] == 1
+    assert config["distill"]["gold_ratio"] > 0 and config["distill"]["patience"] > 0
+    # The ablation keeps the MiniLM teacher and the recipe its README table was measured with.
+    ablation = validate_config(
+        _stacked_config(["e3c-offline.yaml", "e3c-ablation.yaml"]), where="e3c-ablation.yaml"
+    )
+    assert ablation["sweep"]["teachers"] == ["minilm-l6"] and ablation["sweep"]["sizes"] == ["L3"]
+    assert ablation["distill"]["steps"] == 200 and ablation["distill"]["patience"] == 0
+    assert ablation["teachers"]["minilm-l6"]["finetune"]["learning_rate"] == 2e-4
+
+
 @pytest.mark.parametrize("study", sorted(HUB_STUDIES))
 def test_hub_study_configs_pass_validation(study, tmp_path, monkeypatch):
     import copy
