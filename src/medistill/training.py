@@ -48,8 +48,8 @@ def batch_indices(lengths: list[int], batch_size: int, step: int, seed: int) -> 
     """The examples of a step, a pure function of step (a resumed run sees the same batches).
 
     Each epoch is a fresh seeded permutation, grouped by length the way transformers' Trainer
-    does (`group_by_length`): mega-batches of 50 batches are sorted by length, so a batch pads
-    to little more than its own sentences; `lengths` are the examples' sub-token counts.
+    does (`group_by_length`): mega-batches of up to 50 batches are sorted by length, so a batch
+    pads to little more than its own sentences; `lengths` are the examples' sub-token counts.
     """
     per_epoch = math.ceil(len(lengths) / batch_size)
     epoch, position = divmod(step, per_epoch)
