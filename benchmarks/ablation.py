@@ -15,6 +15,7 @@ DIR/ablation/<setting>/.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -35,6 +36,16 @@ SETTINGS = {
     "hard pseudo-labels, transfer only (targets hard)": {
         "distill": {"gold_ratio": 0.0, "targets": "hard"}
     },
+    # The temperature is chosen on dev: the table's dev column, not its test F1, picks it.
+    "temperature 1 (gold_ratio 0.25)": {"distill": {"temperature": 1.0}},
+    "temperature 4 (gold_ratio 0.25)": {"distill": {"temperature": 4.0}},
+    # Last, as they rerun more than the students: the baseline is cut from the same teacher.
+    "layers of the pretrained teacher (cut_from pretrained)": {
+        "sizes": {"L3": {"cut_from": "pretrained"}}
+    },
+    "teacher's seed runs averaged (average_seeds)": {
+        "teachers": {"minilm-l6": {"average_seeds": True}}
+    },
 }
 
 
@@ -51,7 +62,17 @@ def run_setting(workdir: Path, configfiles: list[str], edit: dict, cores: int) -
     return time.monotonic() - started
 
 
-def rows(table: pd.DataFrame, setting: str, minutes: float) -> list[dict]:
+def dev_f1(workdir: Path, row: pd.Series) -> float:
+    """Mean dev F1 (the score each run kept its best step by) over a student's seed runs."""
+    folder = workdir / "results" / "students" / row["teacher"] / row["corpus"] / row["size"]
+    runs = [folder / "model", *sorted((folder / "seeds").glob("seed-*"))]
+    scores = [
+        json.loads((run / "config.json").read_text())["medistill_run"]["dev_f1"] for run in runs
+    ]
+    return sum(scores) / len(scores)
+
+
+def rows(workdir: Path, table: pd.DataFrame, setting: str, minutes: float) -> list[dict]:
     teacher = table[table["role"] == "teacher"].iloc[0]
     out = []
     for _, row in table[(table["role"] == "student") & (table["corpus"] != "gold")].iterrows():
@@ -59,6 +80,7 @@ def rows(table: pd.DataFrame, setting: str, minutes: float) -> list[dict]:
             {
                 "setting": setting,
                 "size": row["size"],
+                "dev_f1": f"{dev_f1(workdir, row):.4f}",
                 "f1": f"{row['f1']:.4f} +- {row['f1_std']:.4f}",
                 "baseline_f1": f"{row['baseline_f1']:.4f}",
                 "f1_vs_baseline": f"{row['f1_vs_baseline']:+.4f}",
@@ -93,7 +115,7 @@ def main() -> None:
         shutil.rmtree(kept, ignore_errors=True)
         shutil.copytree(workdir / "results/eval", kept)
         table.to_csv(kept / "tradeoff.csv", index=False)
-        table_rows += rows(table, setting, minutes)
+        table_rows += rows(workdir, table, setting, minutes)
         print(f"{setting}: done in {minutes:.1f} min", flush=True)
     teacher = table[table["role"] == "teacher"].iloc[0]
     print(f"\nteacher {teacher['teacher']}: F1 {teacher['f1']:.4f} +- {teacher['f1_std']:.4f}")

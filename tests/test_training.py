@@ -1,12 +1,14 @@
 """Cache, distillation loss, the training loop (resume included) and evaluation, on a tiny BERT."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from medistill.cache import build_cache, load_cache, word_logits
-from medistill.distill import mix_examples, pseudo_labelled
+from medistill.distill import epoch_budget, mix_examples, pseudo_labelled
 from medistill.evaluate import cpu_latency
 from medistill.finetune import finetune_teacher
 from medistill.io import write_json, write_jsonl
@@ -324,6 +326,21 @@ def test_mixed_examples_hold_the_gold_ratio():
     assert mixed[:90] == transfer  # the transfer corpus once, the train split repeated
     assert mix_examples(transfer, gold, 1.0) == gold
     assert len(mix_examples(transfer, gold, 0.001)) == 100  # the train split at least once
+
+
+@pytest.mark.parametrize("ratio", [0.0, 0.1, 0.25, 0.5, 1.0])
+def test_epoch_budgets_count_the_mixed_data(ratio):
+    """`epochs` sizes steps from the data mix_examples builds: the same count, at every ratio."""
+    transfer, gold = [{"t": i} for i in range(900)], [{"g": i} for i in range(70)]
+    recipe = {"steps": 5, "epochs": 2.0, "batch_size": 16, "grad_accumulation": 2}
+    recipe |= {"gold_ratio": ratio}
+    mixed = mix_examples(transfer, gold, ratio) if ratio > 0 else transfer
+    budget = epoch_budget(recipe, len(transfer), len(gold))
+    assert budget["steps"] == math.ceil(2.0 * len(mixed) / 32)
+    assert (budget["steps"] - 1) * 32 < 2.0 * len(mixed) <= budget["steps"] * 32
+    # a run on the train split alone (no transfer corpus): epochs over the split
+    assert epoch_budget(recipe, 0, len(gold))["steps"] == math.ceil(2.0 * 70 / 32)
+    assert epoch_budget(recipe | {"epochs": None}, 900, 70)["steps"] == 5
 
 
 def test_pseudo_labels_fill_sentences_without_gold():

@@ -1,8 +1,9 @@
 """A teacher's outputs over a corpus, computed once and shared by the students distilled from it.
 
 The task cache (`build_cache`): a fine-tuned token classifier's label logits at each word's
-first sub-token. Shard tensors: `logits` [words, labels] float16 (word counts come from the
-corpus). The general cache (`medistill.general_cache`) shares the shard machinery below.
+first sub-token (or the log of several seed runs' averaged distribution). Shard tensors:
+`logits` [words, labels] float16 (word counts come from the corpus). The general cache
+(`medistill.general_cache`) shares the shard machinery below.
 
 Layout of a cache folder:
     shard-KEY-00000.safetensors         the tensors of `shard_size` consecutive sentences
@@ -91,6 +92,18 @@ def word_logits(model, tokenizer, sentences, max_length, batch_size, device) -> 
             positions = (batch["word_index"][row] >= 0).nonzero().squeeze(1)
             out[index] = logits[row, positions.to(device)].cpu().numpy()
     return out
+
+
+def averaged_word_logits(models, tokenizer, sentences, *args) -> list[np.ndarray]:
+    """`word_logits` of one model, or of several runs as one teacher: the log of their mean
+    word-level label distribution (log-probabilities are logits whose softmax is that mean)."""
+    per_model = [word_logits(model, tokenizer, sentences, *args) for model in models]
+    if len(per_model) == 1:
+        return per_model[0]
+    return [
+        np.log(np.mean([torch.softmax(torch.from_numpy(a), -1).numpy() for a in arrays], 0))
+        for arrays in zip(*per_model, strict=True)
+    ]
 
 
 def shard_key(**recipe) -> str:
@@ -206,21 +219,27 @@ def build_cache(
     max_length: int,
     batch_size: int,
     device: str,
+    other_runs: tuple = (),
 ) -> dict:
-    """Write every missing task shard (word-level label logits), then the manifest; return it."""
+    """Write every missing task shard (word-level label logits), then the manifest; return it.
+
+    With `other_runs` (the teacher's other seed runs) the cached logits are those of the runs'
+    averaged distribution (`averaged_word_logits`)."""
     out_dir = Path(out_dir)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    models = [model, *other_runs]
     identity = {
         "teacher": teacher,
         "teacher_sha": teacher_sha,
         "tokenizer_hash": tokenizer_hash(tokenizer),
         "corpus_hash": sentences_fingerprint(sentences),
     }
-    model.eval().to(device)
+    for run in models:
+        run.eval().to(device)
 
     def compute(start: int, stop: int) -> dict[str, np.ndarray]:
-        logits = word_logits(
-            model, tokenizer, sentences[start:stop], max_length, batch_size, device
+        logits = averaged_word_logits(
+            models, tokenizer, sentences[start:stop], max_length, batch_size, device
         )
         # Only the logits: each sentence's word count comes from the corpus the reader holds
         # (checked by corpus_hash), so the cache costs 2 bytes per label per word.
@@ -272,14 +291,23 @@ def load_cache(
 
 
 def cache_teacher_logits(
-    config: dict, teacher: str, teacher_dir: Path, corpus_path: Path, manifest_path: Path
+    config: dict,
+    teacher: str,
+    teacher_dir: Path,
+    corpus_path: Path,
+    manifest_path: Path,
+    seeds_dir: Path | None = None,
 ) -> dict:
     """Run the fine-tuned teacher once over the (augmented) corpus, or a task split, and cache
-    its logits."""
+    its logits; given `seeds_dir`, its other seed runs too, averaged with it as one teacher."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     remote = config["trust_remote_code"]
-    model = AutoModelForTokenClassification.from_pretrained(teacher_dir, trust_remote_code=remote)
+    runs = [Path(teacher_dir), *sorted(Path(seeds_dir).glob("seed-*") if seeds_dir else [])]
+    model, *other_runs = [
+        AutoModelForTokenClassification.from_pretrained(run, trust_remote_code=remote)
+        for run in runs
+    ]
     tokenizer = AutoTokenizer.from_pretrained(teacher_dir, trust_remote_code=remote)
     sentences = read_sentences(corpus_path, config["max_words_per_sentence"])
     return build_cache(
@@ -288,7 +316,8 @@ def cache_teacher_logits(
         sentences,
         Path(manifest_path).parent,
         teacher=teacher,
-        teacher_sha=teacher_weights_sha(teacher_dir),
+        teacher_sha="+".join(map(teacher_weights_sha, runs)),
+        other_runs=other_runs,
         **caching_settings(config),
     )
 

@@ -109,7 +109,8 @@ def with_defaults(config: dict) -> dict:
     teachers = merged["teachers"]
     for teacher in teachers.values():
         if "mix" not in teacher:
-            teacher.setdefault("trim_vocabulary", teacher_defaults["trim_vocabulary"])
+            for key in ("trim_vocabulary", "average_seeds"):
+                teacher.setdefault(key, teacher_defaults[key])
             teacher.setdefault("task", merged["sweep"]["task"])
             teacher["finetune"] = _merge(merged["finetune"], teacher.get("finetune", {}))
     for teacher in teachers.values():

@@ -8,6 +8,7 @@ The loop itself is `medistill.training.train`.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -102,14 +103,33 @@ def pseudo_labelled(sentences: list[dict], logits, labels: list[str]) -> list[di
     ]
 
 
+def gold_repeats(n_transfer: int, n_gold: int, ratio: float) -> int:
+    """How many copies of the train split make `ratio` of the mixed data (see `mix_examples`)."""
+    if ratio <= 0:
+        return 0
+    if ratio >= 1 or not n_transfer:
+        return 1
+    return max(1, round(ratio * n_transfer / ((1 - ratio) * n_gold)))
+
+
 def mix_examples(transfer: list[dict], gold_train: list[dict], ratio: float) -> list[dict]:
     """The transfer corpus's examples with the gold train split's repeated so that they make
     `ratio` of the whole (every epoch of the seeded shuffle then holds that share); the train
     split alone when `ratio` is 1."""
     if ratio >= 1 or not transfer:
         return gold_train
-    repeats = max(1, round(ratio * len(transfer) / ((1 - ratio) * len(gold_train))))
-    return transfer + gold_train * repeats
+    return transfer + gold_train * gold_repeats(len(transfer), len(gold_train), ratio)
+
+
+def epoch_budget(recipe: dict, n_transfer: int, n_gold: int) -> dict:
+    """The recipe with `steps` sized from `epochs` over the mixed data of a transfer corpus of
+    `n_transfer` sentences and a train split of `n_gold` (unchanged when `epochs` is unset)."""
+    if recipe["epochs"] is None:
+        return recipe
+    ratio = recipe.get("gold_ratio", 0.0) if n_transfer else 1.0
+    mixed = (n_transfer if ratio < 1 else 0) + n_gold * gold_repeats(n_transfer, n_gold, ratio)
+    per_step = recipe["batch_size"] * recipe["grad_accumulation"]
+    return recipe | {"steps": max(1, math.ceil(recipe["epochs"] * mixed / per_step))}
 
 
 def mix_teacher_logits(per_teacher: list[list[np.ndarray]], weights, temperature: float):
@@ -175,11 +195,13 @@ def distill_student(
     checkpoint: Path,
     log_run: Callable[..., object],
     train_manifest_paths: list[Path] = (),
+    budget_corpora: list[Path] = (),
 ) -> list[dict]:
     """Train a student token classifier in the size's mode, one run per seed (see
     `train_seeds`); save the run with the best dev F1 as a model folder.
 
-    - `task`: cut from the fine-tuned teacher, trained on its cached word logits + gold tags;
+    - `task`: cut from the fine-tuned teacher (or the pretrained one with a fresh label head:
+      `cut_from`), trained on its cached word logits + gold tags;
     - `general`: cut from the pretrained teacher, distilled from the general cache, then
       fine-tuned on the task's gold train split (the teacher's labels are not used);
     - `general+task`: the general stage, then the task stage (TinyBERT's two stages).
@@ -188,6 +210,8 @@ def distill_student(
     each epoch's sentences (see `mix_examples`).
     The corpus `gold` is the baseline: the same student (same cut, same initial weights, no
     general stage) trained on the gold train split alone for the same steps, with no teacher.
+    With `distill.epochs`, steps are sized from the data (`epoch_budget`); a run on the train
+    split alone takes the largest budget of `budget_corpora` (the sweep's transfer corpora).
     The teacher never runs here: its outputs come from the caches.
     """
     from transformers import AutoModelForTokenClassification, AutoTokenizer
@@ -205,15 +229,15 @@ def distill_student(
     general_history, cache_shards = [], None
     if baseline or mode == "task":
         # the baseline of a general-mode size starts where its general stage would start
-        source = teacher_dir if mode == "task" else base_dir
+        fine_tuned_cut = mode == "task" and spec["cut_from"] == "fine-tuned"
 
         def encoder():
-            if mode == "task":
+            if fine_tuned_cut:
                 model = AutoModelForTokenClassification.from_pretrained(
-                    source, trust_remote_code=remote
+                    teacher_dir, trust_remote_code=remote
                 )
             else:
-                model, _ = with_label_head(source, labels, config)
+                model, _ = with_label_head(base_dir, labels, config)
             return make_student(model, spec, size)
     else:
         folder = _general_stage(
@@ -234,6 +258,13 @@ def distill_student(
     if baseline or mode == "general":  # gold tags only, no teacher logits
         examples = build_examples(tokenizer, gold_train, labels, config["max_length"])
         objective = TaskObjective(temperature=1.0, kl_weight=0.0, ce_weight=1.0)
+        corpus_sizes = [
+            len(read_sentences(path, config["max_words_per_sentence"])) for path in budget_corpora
+        ]
+        recipe = max(
+            (epoch_budget(recipe, n, len(gold_train)) for n in corpus_sizes or [0]),
+            key=lambda budget: budget["steps"],
+        )
     else:
 
         def with_logits(paths, texts):
@@ -256,6 +287,7 @@ def distill_student(
             examples = mix_examples(examples, train_examples, recipe["gold_ratio"])
             cache_shards = [cache_shards, train_shards]
         share |= {"transfer": 1.0 - recipe["gold_ratio"], "gold_train": recipe["gold_ratio"]}
+        recipe = epoch_budget(recipe, share["n_transfer"], len(gold_train))
         objective = (
             TaskObjective(temperature=1.0, kl_weight=0.0, ce_weight=1.0)
             if recipe["targets"] == "hard"

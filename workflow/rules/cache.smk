@@ -2,6 +2,7 @@
 # finished, and the rerun only computes the missing ones.
 rule cache_teacher_logits:
     input:
+        unpack(averaged_seed_runs),
         teacher=teacher_model,
         sentences="results/corpus/{corpus}/augmented.jsonl",
     output:
@@ -14,7 +15,7 @@ rule cache_teacher_logits:
     resources:
         **rule_resources("gpu_rules"),
     params:
-        settings=config_slice(*MODEL_KEYS, "max_words_per_sentence", "cache"),
+        settings=cache_settings,
     script:
         "../scripts/cache_teacher_logits.py"
 
@@ -22,6 +23,7 @@ rule cache_teacher_logits:
 # The same over the task's gold train split, which distillation mixes in (`distill.gold_ratio`).
 rule cache_train_logits:
     input:
+        unpack(averaged_seed_runs),
         teacher=teacher_model,
         sentences="results/tasks/{task}/train.jsonl",
     output:
@@ -34,7 +36,7 @@ rule cache_train_logits:
     resources:
         **rule_resources("gpu_rules"),
     params:
-        settings=config_slice(*MODEL_KEYS, "max_words_per_sentence", "cache"),
+        settings=cache_settings,
     script:
         "../scripts/cache_teacher_logits.py"
 

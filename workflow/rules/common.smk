@@ -56,15 +56,30 @@ def teacher_model(wildcards):
     return fine_tuned(init_teacher(wildcards.teacher))
 
 
+def averaged_seed_runs(wildcards):
+    """A teacher whose caches average its seed runs also reads its other runs."""
+    if not config["teachers"][wildcards.teacher]["average_seeds"]:
+        return {}
+    return {"seeds": str(Path(fine_tuned(wildcards.teacher)).with_name("seeds"))}
+
+
 def distill_inputs(wildcards):
     """What a size's mode reads: the corpus and its task logits, general cache, or both; a
     baseline (corpus `gold`) reads the task's gold labels alone (the pretrained teacher too,
     which a general-mode student is cut from)."""
-    mode = config["sizes"][wildcards.size]["mode"]
+    size = config["sizes"][wildcards.size]
+    mode = size["mode"]
     members = config["teachers"][wildcards.teacher].get("mix", [wildcards.teacher])
     init = init_teacher(wildcards.teacher)
+    pretrained_cut = mode != "task" or size["cut_from"] == "pretrained"
+    base = {"base": f"results/teachers/{init}/base"} if pretrained_cut else {}
+    if gold_only(wildcards) and config["distill"]["epochs"] is not None:
+        # steps sized from epochs: a run on the train split gets the largest corpus's budget
+        base["budget_corpora"] = [
+            f"results/corpus/{corpus}/augmented.jsonl" for corpus in SWEEP["corpora"]
+        ]
     if wildcards.corpus == BASELINE_CORPUS:
-        return {} if mode == "task" else {"base": f"results/teachers/{init}/base"}
+        return base
     inputs = {"docs": f"results/corpus/{wildcards.corpus}/augmented.jsonl"}
     if mode != "general":
         inputs["cache"] = [
@@ -79,8 +94,7 @@ def distill_inputs(wildcards):
         inputs["general_cache"] = (
             f"results/cache/{init}/{wildcards.corpus}/general/manifest.json"
         )
-        inputs["base"] = f"results/teachers/{init}/base"
-    return inputs
+    return inputs | base
 
 
 def compressed_from(wildcards):
@@ -184,8 +198,23 @@ def teacher_prepare_settings(wildcards):
 
 
 def teacher_finetune_settings(wildcards):
+    """The teacher's spec, but not how its caches use its runs (`average_seeds`)."""
     spec = config["teachers"][wildcards.teacher]
+    spec = {key: value for key, value in spec.items() if key != "average_seeds"}
     return config_slice(*TRAINING_KEYS) | {"teachers": {wildcards.teacher: spec}}
+
+
+def cache_settings(wildcards):
+    teacher = only(config["teachers"][wildcards.teacher], ("average_seeds",))
+    return config_slice(*MODEL_KEYS, "max_words_per_sentence", "cache") | {
+        "teachers": {wildcards.teacher: teacher}
+    }
+
+
+def gold_only(wildcards):
+    """Whether a student's task stage learns from the train split's gold tags alone."""
+    mode = config["sizes"][wildcards.size]["mode"]
+    return wildcards.corpus == BASELINE_CORPUS or mode == "general"
 
 
 def distill_settings(wildcards):
@@ -195,8 +224,13 @@ def distill_settings(wildcards):
     recipe = dict(config["distill"])
     if baseline or size["mode"] == "task":  # no general stage
         del recipe["general"]
-    if baseline or size["mode"] == "general":  # gold tags only, no teacher logits
-        recipe = {k: v for k, v in recipe.items() if k not in TEACHER_SIGNAL_KEYS}
+    if gold_only(
+        wildcards
+    ):  # no teacher logits; gold_ratio still sizes an epoch budget
+        unread = set(TEACHER_SIGNAL_KEYS) - (
+            {"gold_ratio"} if recipe["epochs"] is not None else set()
+        )
+        recipe = {k: v for k, v in recipe.items() if k not in unread}
     teacher = only(config["teachers"][wildcards.teacher], ("mix", "init", "licence"))
     return config_slice(*TRAINING_KEYS, "max_words_per_sentence") | {
         "distill": recipe,

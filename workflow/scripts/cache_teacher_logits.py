@@ -8,4 +8,5 @@ cache_teacher_logits(
     teacher_dir=snakemake.input.teacher,
     corpus_path=snakemake.input.sentences,
     manifest_path=snakemake.output[0],
+    seeds_dir=snakemake.input.get("seeds"),
 )

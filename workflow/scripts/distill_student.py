@@ -16,6 +16,7 @@ distill_student(
     task_dir=Path(snakemake.input.labels).parent,
     manifest_paths=snakemake.input.get("cache", []),
     train_manifest_paths=snakemake.input.get("train_cache", []),
+    budget_corpora=snakemake.input.get("budget_corpora", []),
     general_manifest=snakemake.input.get("general_cache"),
     out_dir=snakemake.output.model,
     seeds_dir=snakemake.output.seeds,
