@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import BertConfig, BertForMaskedLM
+from transformers import BertConfig, BertForMaskedLM, BertForTokenClassification
 
 from medistill.losses import (
     GeneralObjective,
+    TaskObjective,
     hidden_state_loss,
     layer_map,
     relation_loss,
@@ -62,6 +63,51 @@ def test_hidden_and_relation_losses():
     assert relation_loss(narrow, padded, mask, heads=4).item() == pytest.approx(
         relation_loss(narrow, states, mask, heads=4).item(), rel=1e-5
     )
+
+
+def test_task_objective_adds_the_teachers_hidden_states():
+    """Intermediate-layer transfer in task mode: the hidden term is added to KL + CE, reaches
+    the projection (student 16 wide, teacher 32), and weights of 0 leave the loss unchanged."""
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=40,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=3,
+        hidden_dropout_prob=0.0,  # the same forward pass with and without the hidden term
+        attention_probs_dropout_prob=0.0,
+    )
+    student = BertForTokenClassification(config)
+    rng = np.random.default_rng(0)
+    examples = [
+        {
+            "input_ids": [1, *rng.integers(3, 40, size=n).tolist(), 2],
+            "word_index": [-1, *range(n), -1],
+            "gold": [0] * n,
+            "teacher": rng.normal(size=(n, 3)).astype(np.float32),
+            "hidden": {"2": rng.normal(size=(n + 2, 32)).astype(np.float32)},
+        }
+        for n in (4, 7)
+    ]
+    batch = TaskObjective.make_batch(examples, pad_id=0)
+    assert batch["hidden_2"].shape == (2, 9, 32) and (batch["hidden_2"][0, 6:] == 0).all()
+    dims = {"student_width": 16, "student_depth": 1, "teacher_width": 32, "teacher_depth": 2}
+    dims |= {"hidden_layers": [2]}
+    weights = {"temperature": 2.0, "kl_weight": 1.0, "ce_weight": 0.5}
+    off = {"hidden_weight": 0.0, "hidden_loss": "cosine", "relation_weight": 0.0}
+    off |= {"relation_heads": 4}
+    plain = TaskObjective(**weights)(student, batch)
+    silent = TaskObjective(**weights, intermediate=off, **dims)(student, batch)
+    assert silent.item() == pytest.approx(plain.item(), abs=1e-6)
+    on = off | {"hidden_weight": 1.0, "relation_weight": 0.5}
+    objective = TaskObjective(**weights, intermediate=on, **dims)
+    loss = objective(student, batch)
+    assert loss.item() > plain.item()
+    loss.backward()
+    assert objective.hidden.projection.weight.grad.abs().sum() > 0
+    assert student.bert.encoder.layer[0].output.dense.weight.grad.abs().sum() > 0
 
 
 def test_layer_map():
@@ -173,5 +219,7 @@ def test_general_objective_resumes_exactly_with_its_projection(tmp_path):
     for p, q in zip(straight.parameters(), resumed.parameters(), strict=True):
         assert torch.allclose(p, q, atol=1e-6)
     assert torch.allclose(
-        straight_objective.projection.weight, resumed_objective.projection.weight, atol=1e-6
+        straight_objective.hidden.projection.weight,
+        resumed_objective.hidden.projection.weight,
+        atol=1e-6,
     )

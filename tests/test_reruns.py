@@ -89,6 +89,18 @@ EDITS = {
         "distill: {epochs: 1.0}\n",
         {"distill_student": 6, "compress_student": 2, "evaluate_student": 8, "report": 1},
     ),
+    # Intermediate-layer transfer: the teacher's hidden states cached, the distilled students.
+    "distill.intermediate.hidden_weight": (
+        "distill: {intermediate: {hidden_weight: 1.0}}\n",
+        {
+            "cache_teacher_hidden": 1,
+            "cache_train_hidden": 1,
+            "distill_student": 3,
+            "compress_student": 1,
+            "evaluate_student": 4,
+            "report": 1,
+        },
+    ),
     # Averaging the teacher's seed runs: its caches and what learns from them, not the teacher.
     "teachers.minilm-l6.average_seeds": (
         "teachers: {minilm-l6: {average_seeds: true}}\n",

@@ -246,6 +246,54 @@ def _stacked_config(files: list[str]) -> dict:
     return config
 
 
+@pytest.mark.integration
+def test_recipe_levers_run_end_to_end(smoke_sweep, tmp_path):
+    """The smoke sweep again with every recipe lever switched on: the teacher's two seed runs
+    averaged, its hidden states transferred, steps sized from epochs, one size cut from the
+    pretrained teacher; the teacher itself is not retrained."""
+    import shutil
+
+    from medistill.distill import mix_examples
+    from medistill.io import read_jsonl
+    from medistill.spans import read_sentences
+
+    workdir = tmp_path / "sweep"
+    shutil.copytree(smoke_sweep, workdir, symlinks=True)
+    levers = tmp_path / "levers.yaml"
+    levers.write_text(
+        "teachers: {minilm-l6: {average_seeds: true}}\n"
+        "sizes: {L2-narrow: {cut_from: pretrained}}\n"
+        "distill: {epochs: 0.1, intermediate: {hidden_weight: 1.0, relation_weight: 0.5}}\n"
+    )
+    smoke = str(ROOT / "config" / "smoke.yaml")
+    run = snakemake(workdir, "--cores", "2", "--configfile", smoke, str(levers))
+    assert run.returncode == 0, run.stderr[-5000:]
+    assert "finetune_teacher" not in run.stderr
+    cache = workdir / "results" / "cache" / "minilm-l6"
+    averaged = json.loads((cache / "synth" / "task" / "manifest.json").read_text())
+    assert averaged["teacher_sha"].count("+") == 1  # the kept run and the other seed's
+    for hidden_cache in ("task-hidden/synth", "task-hidden-train/ner-synth"):
+        manifest = json.loads((cache / hidden_cache / "manifest.json").read_text())
+        assert manifest["kind"] == "hidden" and manifest["hidden_layers"] == [6]
+        assert manifest["hidden_input"] == "unmasked"
+
+    def distillation(corpus, size):
+        folder = workdir / "results" / "students" / "minilm-l6" / corpus / size / "model"
+        return json.loads((folder / "config.json").read_text())["medistill_distillation"]
+
+    transfer = read_sentences(workdir / "results/corpus/synth/augmented.jsonl", 64)
+    gold = read_jsonl(workdir / "results/tasks/ner-synth/train.jsonl")
+    mixed = len(mix_examples(transfer, gold, 0.25))
+    steps = -(-mixed // 80)  # 0.1 epoch of the mixed data at batch 8
+    assert distillation("synth", "L1")["recipe"]["steps"] == steps
+    assert distillation("gold", "L1")["recipe"]["steps"] == steps  # the same budget
+    assert distillation("synth", "L1")["cut_from"] == "fine-tuned"
+    assert distillation("synth", "L2-narrow")["cut_from"] == "pretrained"
+    assert distillation("gold", "L2-narrow")["cut_from"] == "pretrained"
+    table = pd.read_csv(workdir / "results" / "report" / "tradeoff.csv")
+    assert len(table) == 9 and table["f1"].notna().all()
+
+
 def test_offline_e3c_study_and_its_ablation_validate(tmp_path, monkeypatch):
     import copy
 

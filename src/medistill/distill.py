@@ -23,7 +23,7 @@ from medistill.hashing import config_hash
 from medistill.io import read_json, read_jsonl, save_pretrained_atomic, write_json
 from medistill.losses import GeneralObjective, TaskObjective
 from medistill.spans import read_sentences, to_iob2
-from medistill.students import count_parameters, make_student
+from medistill.students import count_parameters, make_student, resolve_student_spec
 from medistill.tasks import BASELINE_CORPUS
 from medistill.teachers import with_label_head
 from medistill.training import build_examples, dev_summary, seed_list, train, train_seeds
@@ -178,6 +178,41 @@ def _teacher_logits(config, teacher, manifest_paths, sentences, tokenizer):
     return manifest, mixed
 
 
+def with_hidden_states(examples: list[dict], manifest_path: Path, tokenizer, sentences) -> dict:
+    """Attach the fine-tuned teacher's cached hidden states (`cache_task_hidden`) to the
+    examples of the same sentences; return the cache's manifest."""
+    manifest, records = load_general_cache(manifest_path, tokenizer, sentences)
+    for example, record in zip(examples, records, strict=True):
+        if len(example["input_ids"]) != len(record["input_ids"]):
+            raise ValueError(
+                f"{manifest_path}: cached for sequences of another length (max_length "
+                f"{manifest['max_length']}); delete the cache folder and rerun"
+            )
+        example["hidden"] = record["hidden"]
+    return manifest
+
+
+def intermediate_transfer(
+    recipe: dict, spec: dict, teacher_dir: Path, hidden_layers: list[int], remote: bool
+) -> dict:
+    """TaskObjective's hidden-state arguments: the weights of `distill.intermediate` and the
+    widths and depths to map layers across, when teacher states are cached; else none."""
+    if not hidden_layers:
+        return {}
+    from transformers import AutoConfig
+
+    teacher_config = AutoConfig.from_pretrained(teacher_dir, trust_remote_code=remote)
+    student = resolve_student_spec(spec, teacher_config.to_dict())
+    return {
+        "intermediate": recipe["intermediate"],
+        "student_width": student["hidden_size"],
+        "student_depth": student["layers"],
+        "teacher_width": teacher_config.hidden_size,
+        "teacher_depth": teacher_config.num_hidden_layers,
+        "hidden_layers": hidden_layers,
+    }
+
+
 def distill_student(
     config: dict,
     *,
@@ -196,6 +231,8 @@ def distill_student(
     log_run: Callable[..., object],
     train_manifest_paths: list[Path] = (),
     budget_corpora: list[Path] = (),
+    hidden_manifest: Path | None = None,
+    train_hidden_manifest: Path | None = None,
 ) -> list[dict]:
     """Train a student token classifier in the size's mode, one run per seed (see
     `train_seeds`); save the run with the best dev F1 as a model folder.
@@ -210,6 +247,8 @@ def distill_student(
     each epoch's sentences (see `mix_examples`).
     The corpus `gold` is the baseline: the same student (same cut, same initial weights, no
     general stage) trained on the gold train split alone for the same steps, with no teacher.
+    With `hidden_manifest` (and `train_hidden_manifest` for the train split), the task stage
+    also matches the fine-tuned teacher's cached hidden states (`distill.intermediate`).
     With `distill.epochs`, steps are sized from the data (`epoch_budget`); a run on the train
     split alone takes the largest budget of `budget_corpora` (the sweep's transfer corpora).
     The teacher never runs here: its outputs come from the caches.
@@ -266,32 +305,45 @@ def distill_student(
             key=lambda budget: budget["steps"],
         )
     else:
+        hidden_layers = []
 
-        def with_logits(paths, texts):
+        def with_logits(paths, texts, hidden_path):
             manifest, logits = _teacher_logits(config, teacher, paths, texts, tokenizer)
             if manifest["labels"] != labels:
                 raise ValueError(
                     f"{paths[0]}: cached labels {manifest['labels']} differ from the task's "
                     f"{labels}; delete the cache and rerun"
                 )
+            shards = [manifest["shards"]]
             if recipe["targets"] == "hard":  # the teacher's tags where there is no gold
                 texts, logits = pseudo_labelled(texts, logits, labels), None
             examples = build_examples(tokenizer, texts, labels, config["max_length"], logits)
-            return examples, manifest["shards"]
+            if hidden_path:
+                hidden = with_hidden_states(examples, hidden_path, tokenizer, texts)
+                hidden_layers[:] = hidden["hidden_layers"]
+                shards.append(hidden["shards"])
+            return examples, shards
 
         sentences = gold_within(sentences, labels, corpus)
-        examples, cache_shards = with_logits(manifest_paths, sentences)
+        examples, cache_shards = with_logits(manifest_paths, sentences, hidden_manifest)
         share["n_transfer"] = len(examples)
         if recipe["gold_ratio"] > 0:
-            train_examples, train_shards = with_logits(train_manifest_paths, gold_train)
+            train_examples, train_shards = with_logits(
+                train_manifest_paths, gold_train, train_hidden_manifest
+            )
             examples = mix_examples(examples, train_examples, recipe["gold_ratio"])
             cache_shards = [cache_shards, train_shards]
         share |= {"transfer": 1.0 - recipe["gold_ratio"], "gold_train": recipe["gold_ratio"]}
         recipe = epoch_budget(recipe, share["n_transfer"], len(gold_train))
-        objective = (
-            TaskObjective(temperature=1.0, kl_weight=0.0, ce_weight=1.0)
-            if recipe["targets"] == "hard"
-            else TaskObjective(**{k: recipe[k] for k in ("temperature", "kl_weight", "ce_weight")})
+        hard = recipe["targets"] == "hard"
+        weights = (
+            {"temperature": 1.0, "kl_weight": 0.0, "ce_weight": 1.0}
+            if hard
+            else {k: recipe[k] for k in ("temperature", "kl_weight", "ce_weight")}
+        )
+        objective = TaskObjective(
+            **weights,
+            **(intermediate_transfer(recipe, spec, teacher_dir, hidden_layers, remote)),
         )
 
     def new_model():
@@ -300,6 +352,7 @@ def distill_student(
             "teacher": teacher,
             "corpus": corpus,
             "mode": "baseline" if baseline else mode,
+            "cut_from": spec["cut_from"] if mode == "task" else "pretrained",
             "recipe": recipe,
         }
         return student

@@ -1,5 +1,6 @@
 """The general cache: a pretrained (not fine-tuned) teacher's outputs for distilling an encoder
-without task labels (TinyBERT's general stage), stored with the shard machinery of
+without task labels (TinyBERT's general stage), or a fine-tuned teacher's hidden states for the
+task stage's intermediate-layer transfer (`cache_task_hidden`), stored with the shard machinery of
 `medistill.cache` (checksummed shards, resumable, a manifest checked by every reader).
 
 * `mlm`: a masked-LM teacher's top-k logits at masked positions. Shard tensors:
@@ -284,5 +285,31 @@ def cache_general(
         mask_rate=mask_rate,
         mask_seed=config["seed"],
         hidden_layers=hidden_layers,
+        **caching_settings(config),
+    )
+
+
+def cache_task_hidden(
+    config: dict, teacher: str, teacher_dir: Path, corpus_path: Path, manifest_path: Path
+) -> dict:
+    """Run the fine-tuned teacher once over a corpus (or a task split) and cache its hidden
+    states at `distill.intermediate.hidden_layers`, on the unmasked input the student sees in
+    the task stage (a `hidden` cache)."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    remote = config["trust_remote_code"]
+    model = AutoModelForTokenClassification.from_pretrained(teacher_dir, trust_remote_code=remote)
+    tokenizer = AutoTokenizer.from_pretrained(teacher_dir, trust_remote_code=remote)
+    sentences = read_sentences(corpus_path, config["max_words_per_sentence"])
+    return build_general_cache(
+        model,
+        tokenizer,
+        sentences,
+        Path(manifest_path).parent,
+        teacher=teacher,
+        teacher_sha=teacher_weights_sha(teacher_dir),
+        k=None,
+        mask_seed=config["seed"],
+        hidden_layers=config["distill"]["intermediate"]["hidden_layers"],
         **caching_settings(config),
     )

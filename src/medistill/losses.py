@@ -2,7 +2,8 @@
 
 `TaskObjective` (task mode): word-level KL to the teacher's temperature-softened label
 distribution (scaled by T^2, Hinton et al.) + cross-entropy on gold tags where the corpus has
-them. `GeneralObjective` (general mode, no labels): KL to the teacher's cached top-k masked-LM
+them, and optionally the fine-tuned teacher's hidden states (`HiddenTransfer`, below).
+`GeneralObjective` (general mode, no labels): KL to the teacher's cached top-k masked-LM
 distribution with its tail mass kept as one bucket, masked-LM cross-entropy, hidden-state
 cosine or MSE through a learned projection when widths differ (DistilBERT, TinyBERT), and
 self-attention-style relations between token states (MiniLMv2). Each term has its own weight in
@@ -89,11 +90,36 @@ def relation_loss(student_h, teacher_h, attention_mask, heads):
 
 
 class TaskObjective(nn.Module):
-    """Student token classifier vs the cached word-level teacher logits and gold tags."""
+    """Student token classifier vs the cached word-level teacher logits and gold tags, and,
+    with `intermediate` weights, its hidden states vs the fine-tuned teacher's cached ones."""
 
-    def __init__(self, temperature: float, kl_weight: float, ce_weight: float):
+    def __init__(
+        self,
+        temperature: float,
+        kl_weight: float,
+        ce_weight: float,
+        intermediate: dict | None = None,
+        *,
+        student_width: int = 0,
+        student_depth: int = 0,
+        teacher_width: int = 0,
+        teacher_depth: int = 0,
+        hidden_layers: list[int] = (),
+    ):
         super().__init__()
         self.weights = {"temperature": temperature, "kl_weight": kl_weight, "ce_weight": ce_weight}
+        self.hidden = (
+            HiddenTransfer(
+                intermediate,
+                student_width=student_width,
+                student_depth=student_depth,
+                teacher_width=teacher_width,
+                teacher_depth=teacher_depth,
+                hidden_layers=hidden_layers,
+            )
+            if intermediate
+            else None
+        )
 
     @staticmethod
     def make_batch(examples: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
@@ -101,21 +127,35 @@ class TaskObjective(nn.Module):
         batch["gold"] = torch.tensor([g for e in examples for g in e["gold"]], dtype=torch.long)
         if "teacher" in examples[0]:
             batch["teacher"] = torch.from_numpy(np.concatenate([e["teacher"] for e in examples]))
-        return batch
+        return batch | padded_hidden(examples, batch["input_ids"].shape[1])
 
     def forward(self, model, batch):
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        words = logits[batch["word_index"] >= 0].float()  # one row per word, in sentence order
-        return distillation_loss(words, batch.get("teacher"), batch["gold"], **self.weights)
+        out = model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            output_hidden_states=self.hidden is not None,
+        )
+        words = out.logits[batch["word_index"] >= 0].float()  # one row per word, in order
+        loss = distillation_loss(words, batch.get("teacher"), batch["gold"], **self.weights)
+        if self.hidden is not None:
+            loss = loss + self.hidden(out.hidden_states, batch)
+        return loss
 
 
-def layer_map(teacher_layers: list[int], teacher_depth: int, student_depth: int) -> list[int]:
-    """The student hidden state matched to each cached teacher layer (0 = embeddings)."""
-    return [round(layer * student_depth / teacher_depth) for layer in teacher_layers]
+def padded_hidden(examples: list[dict], length: int) -> dict[str, torch.Tensor]:
+    """Each cached teacher layer's states as a [batch, length, width] tensor, zero-padded."""
+    batch = {}
+    for layer in examples[0].get("hidden", {}):
+        states = torch.zeros((len(examples), length, examples[0]["hidden"][layer].shape[1]))
+        for row, example in enumerate(examples):
+            states[row, : len(example["input_ids"])] = torch.from_numpy(example["hidden"][layer])
+        batch[f"hidden_{layer}"] = states
+    return batch
 
 
-class GeneralObjective(nn.Module):
-    """Student encoder vs the general cache: masked-LM distribution and hidden states."""
+class HiddenTransfer(nn.Module):
+    """Hidden-state (DistilBERT, TinyBERT) and relation (MiniLMv2) losses between the student's
+    layers and the cached teacher layers they are mapped to (`layer_map`)."""
 
     def __init__(
         self,
@@ -138,6 +178,54 @@ class GeneralObjective(nn.Module):
             else nn.Identity()
         )
 
+    def forward(self, hidden_states, batch):
+        w = self.weights
+        loss = batch["attention_mask"].new_zeros((), dtype=torch.float)
+        tokens = batch["attention_mask"].bool()
+        for layer, student_layer in zip(self.hidden_layers, self.student_layers, strict=True):
+            teacher_h = batch[f"hidden_{layer}"]
+            student_h = hidden_states[student_layer].float()
+            if w["hidden_weight"] > 0:
+                projected = self.projection(student_h)
+                loss = loss + w["hidden_weight"] * hidden_state_loss(
+                    projected, teacher_h, tokens, w["hidden_loss"]
+                )
+            if w["relation_weight"] > 0:
+                loss = loss + w["relation_weight"] * relation_loss(
+                    student_h, teacher_h, batch["attention_mask"], w["relation_heads"]
+                )
+        return loss
+
+
+def layer_map(teacher_layers: list[int], teacher_depth: int, student_depth: int) -> list[int]:
+    """The student hidden state matched to each cached teacher layer (0 = embeddings)."""
+    return [round(layer * student_depth / teacher_depth) for layer in teacher_layers]
+
+
+class GeneralObjective(nn.Module):
+    """Student encoder vs the general cache: masked-LM distribution and hidden states."""
+
+    def __init__(
+        self,
+        weights: dict,
+        *,
+        student_width: int,
+        student_depth: int,
+        teacher_width: int,
+        teacher_depth: int,
+        hidden_layers: list[int],
+    ):
+        super().__init__()
+        self.weights = weights
+        self.hidden = HiddenTransfer(
+            weights,
+            student_width=student_width,
+            student_depth=student_depth,
+            teacher_width=teacher_width,
+            teacher_depth=teacher_depth,
+            hidden_layers=hidden_layers,
+        )
+
     @staticmethod
     def make_batch(examples: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
         length = max(len(e["input_ids"]) for e in examples)
@@ -155,14 +243,7 @@ class GeneralObjective(nn.Module):
                 batch[key] = torch.from_numpy(np.concatenate([e[key] for e in examples])).long()
             for key in ("topk_logits", "tail_logsumexp"):
                 batch[key] = torch.from_numpy(np.concatenate([e[key] for e in examples])).float()
-        for layer in examples[0].get("hidden", {}):
-            states = torch.zeros((len(examples), length, examples[0]["hidden"][layer].shape[1]))
-            for row, example in enumerate(examples):
-                states[row, : len(example["input_ids"])] = torch.from_numpy(
-                    example["hidden"][layer]
-                )
-            batch[f"hidden_{layer}"] = states
-        return batch
+        return batch | padded_hidden(examples, length)
 
     def forward(self, model, batch):
         w = self.weights
@@ -181,17 +262,4 @@ class GeneralObjective(nn.Module):
                 loss = loss + w["mlm_kl_weight"] * kl
             if w["mlm_ce_weight"] > 0:
                 loss = loss + w["mlm_ce_weight"] * F.cross_entropy(masked, batch["mask_labels"])
-        tokens = batch["attention_mask"].bool()
-        for layer, student_layer in zip(self.hidden_layers, self.student_layers, strict=True):
-            teacher_h = batch[f"hidden_{layer}"]
-            student_h = out.hidden_states[student_layer].float()
-            if w["hidden_weight"] > 0:
-                projected = self.projection(student_h)
-                loss = loss + w["hidden_weight"] * hidden_state_loss(
-                    projected, teacher_h, tokens, w["hidden_loss"]
-                )
-            if w["relation_weight"] > 0:
-                loss = loss + w["relation_weight"] * relation_loss(
-                    student_h, teacher_h, batch["attention_mask"], w["relation_heads"]
-                )
-        return loss
+        return loss + self.hidden(out.hidden_states, batch)

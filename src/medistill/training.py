@@ -13,6 +13,7 @@ optimiser moments.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
 import time
@@ -248,7 +249,7 @@ def train_seeds(
                 model,
                 examples,
                 recipe,
-                objective=objective,
+                objective=copy.deepcopy(objective),  # each seed from the same projection
                 pad_id=tokenizer.pad_token_id,
                 seed=seed,
                 device=device,

@@ -41,6 +41,46 @@ rule cache_train_logits:
         "../scripts/cache_teacher_logits.py"
 
 
+# The fine-tuned teacher's hidden states over a corpus and over the task's train split, for the
+# task stage's intermediate-layer transfer (`distill.intermediate`).
+rule cache_teacher_hidden:
+    input:
+        teacher=teacher_model,
+        sentences="results/corpus/{corpus}/augmented.jsonl",
+    output:
+        "results/cache/{teacher}/task-hidden/{corpus}/manifest.json",
+    log:
+        "results/logs/cache_teacher_hidden/{teacher}/{corpus}.log",
+    conda:
+        "../../envs/medistill.yaml"
+    threads: rule_threads("gpu_rules")
+    resources:
+        **rule_resources("gpu_rules"),
+    params:
+        settings=hidden_cache_settings,
+    script:
+        "../scripts/cache_teacher_hidden.py"
+
+
+rule cache_train_hidden:
+    input:
+        teacher=teacher_model,
+        sentences="results/tasks/{task}/train.jsonl",
+    output:
+        "results/cache/{teacher}/task-hidden-train/{task}/manifest.json",
+    log:
+        "results/logs/cache_train_hidden/{teacher}/{task}.log",
+    conda:
+        "../../envs/medistill.yaml"
+    threads: rule_threads("gpu_rules")
+    resources:
+        **rule_resources("gpu_rules"),
+    params:
+        settings=hidden_cache_settings,
+    script:
+        "../scripts/cache_teacher_hidden.py"
+
+
 # The pretrained (not fine-tuned) teacher's masked-LM top-k logits and hidden states, for the
 # general distillation stage.
 rule cache_general:

@@ -86,10 +86,20 @@ def distill_inputs(wildcards):
             f"results/cache/{m}/{wildcards.corpus}/task/manifest.json" for m in members
         ]
         # the task's own train split, with the teacher's logits on it (distill.gold_ratio)
-        if config["distill"]["gold_ratio"] > 0:
+        gold_mixed = config["distill"]["gold_ratio"] > 0
+        if gold_mixed:
             inputs["train_cache"] = [
                 f"results/cache/{m}/task-train/{TASK}/manifest.json" for m in members
             ]
+        # hidden states of the teacher the student is cut from (distill.intermediate)
+        if intermediate_transfer():
+            inputs["hidden_cache"] = (
+                f"results/cache/{init}/task-hidden/{wildcards.corpus}/manifest.json"
+            )
+            if gold_mixed:
+                inputs["train_hidden_cache"] = (
+                    f"results/cache/{init}/task-hidden-train/{TASK}/manifest.json"
+                )
     if mode != "task":  # the general stage learns from the init teacher alone
         inputs["general_cache"] = (
             f"results/cache/{init}/{wildcards.corpus}/general/manifest.json"
@@ -177,7 +187,14 @@ MODEL_KEYS = ("seed", "trust_remote_code", "device", "max_length")
 # Keys of every training run: seeds, dev scoring (batch size), energy measurement.
 TRAINING_KEYS = (*MODEL_KEYS, "seeds", "evaluate.batch_size", "energy")
 # Recipe keys of the teacher's signal, which a student trained on gold tags alone never reads.
-TEACHER_SIGNAL_KEYS = ("temperature", "kl_weight", "ce_weight", "targets", "gold_ratio")
+TEACHER_SIGNAL_KEYS = (
+    "temperature",
+    "kl_weight",
+    "ce_weight",
+    "targets",
+    "gold_ratio",
+    "intermediate",
+)
 
 
 def only(spec, keys):
@@ -197,6 +214,15 @@ def teacher_prepare_settings(wildcards):
     return config_slice("trust_remote_code") | {"teachers": {wildcards.teacher: spec}}
 
 
+def hidden_cache_settings(wildcards):
+    return config_slice(
+        *MODEL_KEYS,
+        "max_words_per_sentence",
+        "cache",
+        "distill.intermediate.hidden_layers",
+    )
+
+
 def teacher_finetune_settings(wildcards):
     """The teacher's spec, but not how its caches use its runs (`average_seeds`)."""
     spec = config["teachers"][wildcards.teacher]
@@ -209,6 +235,12 @@ def cache_settings(wildcards):
     return config_slice(*MODEL_KEYS, "max_words_per_sentence", "cache") | {
         "teachers": {wildcards.teacher: teacher}
     }
+
+
+def intermediate_transfer():
+    """Whether the task stage matches the teacher's hidden states (distill.intermediate)."""
+    weights = config["distill"]["intermediate"]
+    return weights["hidden_weight"] > 0 or weights["relation_weight"] > 0
 
 
 def gold_only(wildcards):

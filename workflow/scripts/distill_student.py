@@ -17,6 +17,8 @@ distill_student(
     manifest_paths=snakemake.input.get("cache", []),
     train_manifest_paths=snakemake.input.get("train_cache", []),
     budget_corpora=snakemake.input.get("budget_corpora", []),
+    hidden_manifest=snakemake.input.get("hidden_cache"),
+    train_hidden_manifest=snakemake.input.get("train_hidden_cache"),
     general_manifest=snakemake.input.get("general_cache"),
     out_dir=snakemake.output.model,
     seeds_dir=snakemake.output.seeds,
