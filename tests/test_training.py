@@ -15,7 +15,7 @@ from medistill.io import write_json, write_jsonl
 from medistill.losses import TaskObjective, distillation_loss
 from medistill.scoring import ner_scores, predict_tags
 from medistill.spans import iob2_labels
-from medistill.training import batch_indices, build_examples, train
+from medistill.training import batch_indices, build_examples, ner_dev_score, train
 
 LABELS = iob2_labels(("DISO", "CHEM"))
 SENTENCES = [
@@ -294,7 +294,7 @@ def test_seeded_runs_keep_the_best_dev_run_and_resume(tiny_bert, tmp_path):
     args = {
         "objective": TaskObjective(**CE_ONLY),
         "tokenizer": tokenizer,
-        "dev_sentences": SENTENCES[:4],
+        "dev_score": ner_dev_score(config, tokenizer, SENTENCES[:4]),
         "checkpoint": tmp_path / "ckpt" / "run.pt",
         "fingerprint": "test",
         "desc": "test",

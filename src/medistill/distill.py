@@ -26,7 +26,14 @@ from medistill.spans import read_sentences, to_iob2
 from medistill.students import count_parameters, make_student, resolve_student_spec
 from medistill.tasks import BASELINE_CORPUS
 from medistill.teachers import with_label_head
-from medistill.training import build_examples, dev_summary, seed_list, train, train_seeds
+from medistill.training import (
+    build_examples,
+    dev_summary,
+    ner_dev_score,
+    seed_list,
+    train,
+    train_seeds,
+)
 
 
 def gold_within(sentences: list[dict], labels: list[str], corpus: str) -> list[dict]:
@@ -364,7 +371,7 @@ def distill_student(
         recipe,
         objective=objective,
         tokenizer=tokenizer,
-        dev_sentences=read_jsonl(Path(task_dir) / "dev.jsonl"),
+        dev_score=ner_dev_score(config, tokenizer, read_jsonl(Path(task_dir) / "dev.jsonl")),
         checkpoint=checkpoint,
         fingerprint=config_hash({"recipe": recipe, "size": spec, "cache": cache_shards}),
         desc=f"distilling {teacher}/{corpus}/{size}",

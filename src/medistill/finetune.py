@@ -10,7 +10,13 @@ from medistill.hashing import config_hash
 from medistill.io import read_json, read_jsonl
 from medistill.losses import TaskObjective
 from medistill.teachers import with_label_head
-from medistill.training import build_examples, dev_summary, seed_list, train_seeds
+from medistill.training import (
+    build_examples,
+    dev_summary,
+    ner_dev_score,
+    seed_list,
+    train_seeds,
+)
 
 
 def finetune_teacher(
@@ -54,7 +60,7 @@ def finetune_teacher(
         recipe,
         objective=TaskObjective(temperature=1.0, kl_weight=0.0, ce_weight=1.0),
         tokenizer=tokenizer,
-        dev_sentences=read_jsonl(Path(task_dir) / "dev.jsonl"),
+        dev_score=ner_dev_score(config, tokenizer, read_jsonl(Path(task_dir) / "dev.jsonl")),
         checkpoint=Path(checkpoint),
         fingerprint=config_hash({"source": spec["source"], "recipe": recipe, "n": len(examples)}),
         desc=f"fine-tuning {teacher} on {task}",

@@ -205,6 +205,24 @@ def seed_list(config: dict) -> list[int]:
     return [config["seed"] + i for i in range(config["seeds"])]
 
 
+def ner_dev_score(config: dict, tokenizer, dev_sentences: list[dict]):
+    """The dev score of a token classifier: seqeval entity F1 on the dev sentences."""
+    device = choose_device(config["device"])
+
+    def dev_score(model) -> float:
+        predicted = predict_tags(
+            model,
+            tokenizer,
+            dev_sentences,
+            config["max_length"],
+            config["evaluate"]["batch_size"],
+            device,
+        )
+        return ner_scores([s["tags"] for s in dev_sentences], predicted)["f1"]
+
+    return dev_score
+
+
 def train_seeds(
     config: dict,
     new_model: Callable[[], torch.nn.Module],
@@ -213,7 +231,7 @@ def train_seeds(
     *,
     objective,
     tokenizer,
-    dev_sentences: list[dict],
+    dev_score: Callable[[torch.nn.Module], float],
     checkpoint: Path,
     fingerprint: str,
     desc: str,
@@ -228,14 +246,6 @@ def train_seeds(
     """
 
     device = choose_device(config["device"])
-    batch_size = config["evaluate"]["batch_size"]
-
-    def dev_score(model) -> float:
-        predicted = predict_tags(
-            model, tokenizer, dev_sentences, config["max_length"], batch_size, device
-        )
-        return ner_scores([s["tags"] for s in dev_sentences], predicted)["f1"]
-
     runs = []
     for seed in seed_list(config):
         finished = checkpoint.with_name(f"{checkpoint.stem}-seed{seed}")

@@ -1,0 +1,94 @@
+"""Seq2seq teachers and students, trained with the loop of `medistill.training` (seeds,
+checkpoints, resumption, dev model selection) and selected on dev ROUGE-L.
+
+The three routes of Shleifer & Rush (2020, "Pre-trained Summarization Distillation"), each a
+student `shrink`-ed from the fine-tuned teacher (`medistill.seq2seq`):
+- `shrink`: shrink and fine-tune, on the gold pairs alone;
+- `sequence`: sequence-level KD, on the gold pairs plus the transfer sources paired with the
+  teacher's own (cached) outputs;
+- `word`: word-level KD, cross-entropy on the same targets plus KL to the teacher's cached top-k
+  next-token distribution along them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from medistill.device import choose_device
+from medistill.generation_scoring import corpus_rouge
+from medistill.losses import Seq2SeqObjective
+from medistill.seq2seq import encode_pairs, generate_texts
+
+ROUTES = ("shrink", "sequence", "word")
+
+
+def rouge_dev_score(generation: dict, tokenizer, dev_pairs: list[dict], device: str) -> Callable:
+    """The dev score of an encoder-decoder: corpus ROUGE-L of its greedy outputs (greedy keeps
+    each dev evaluation cheap; the test evaluation decodes as `generation` says)."""
+
+    def dev_score(model) -> float:
+        outputs = generate_texts(
+            model,
+            tokenizer,
+            [pair["source"] for pair in dev_pairs],
+            max_source=generation["max_source"],
+            max_new_tokens=generation["max_new_tokens"],
+            num_beams=1,
+            batch_size=generation["batch_size"],
+            device=device,
+        )
+        return corpus_rouge(outputs, [pair["target"] for pair in dev_pairs])["rougeL"]
+
+    return dev_score
+
+
+def route_examples(
+    route: str,
+    tokenizer,
+    gold_pairs: list[dict],
+    generation: dict,
+    teacher_outputs: list[dict] = (),
+    teacher_topk: list[dict] = (),
+) -> tuple[list[dict], Seq2SeqObjective]:
+    """A route's training examples and objective.
+
+    `teacher_outputs`: transfer pairs whose targets are the teacher's outputs (sequence and word
+    routes); `teacher_topk`: for the word route, the teacher's cached top-k along the targets of
+    gold pairs then transfer pairs, in that order (`medistill.seq2seq.teacher_topk`)."""
+    if route not in ROUTES:
+        raise ValueError(f"unknown distillation route {route!r}; use one of {', '.join(ROUTES)}")
+    pairs = list(gold_pairs) if route == "shrink" else [*gold_pairs, *teacher_outputs]
+    examples = encode_pairs(
+        tokenizer, pairs, generation["max_source"], generation["max_new_tokens"]
+    )
+    if route != "word":
+        return examples, Seq2SeqObjective(ce_weight=1.0, kl_weight=0.0)
+    if len(teacher_topk) != len(examples):
+        raise ValueError(
+            f"word-level KD: {len(teacher_topk)} cached teacher distributions for "
+            f"{len(examples)} targets; delete the cache and rerun"
+        )
+    for example, cached in zip(examples, teacher_topk, strict=True):
+        if len(cached["topk_ids"]) != len(example["labels"]):
+            raise ValueError("word-level KD: a cached distribution does not match its target")
+        example.update(cached)
+    return examples, Seq2SeqObjective(ce_weight=1.0, kl_weight=1.0)
+
+
+def teacher_pairs(model, tokenizer, sources: list[dict], generation: dict, device: str) -> list:
+    """Sequence-level KD targets: each transfer source paired with the teacher's output."""
+    outputs = generate_texts(
+        model,
+        tokenizer,
+        [s["source"] for s in sources],
+        max_source=generation["max_source"],
+        max_new_tokens=generation["max_new_tokens"],
+        num_beams=generation["num_beams"],
+        batch_size=generation["batch_size"],
+        device=choose_device(device),
+    )
+    return [
+        {"id": s["id"], "source": s["source"], "target": output}
+        for s, output in zip(sources, outputs, strict=True)
+        if output  # an empty output teaches nothing
+    ]
