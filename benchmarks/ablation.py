@@ -39,6 +39,9 @@ SETTINGS = {
     # The temperature is chosen on dev: the table's dev column, not its test F1, picks it.
     "temperature 1 (gold_ratio 0.25)": {"distill": {"temperature": 1.0}},
     "temperature 4 (gold_ratio 0.25)": {"distill": {"temperature": 4.0}},
+    "+ the teacher's last hidden layer (intermediate hidden_weight 1)": {
+        "distill": {"intermediate": {"hidden_weight": 1.0}}
+    },
     # Last, as they rerun more than the students: the baseline is cut from the same teacher.
     "layers of the pretrained teacher (cut_from pretrained)": {
         "sizes": {"L3": {"cut_from": "pretrained"}}
