@@ -266,11 +266,38 @@ def cache_general(
 ) -> dict:
     """Run a pretrained (not fine-tuned) teacher once over the corpus and cache its MLM top-k
     logits and/or hidden states, masks seeded by `config["seed"]`."""
-    from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
+    from transformers import AutoModel, AutoModelForMaskedLM
 
-    remote = config["trust_remote_code"]
     masked_lm = has_masked_lm_head(read_json(Path(teacher_dir) / "config.json"))
     loader = AutoModelForMaskedLM if masked_lm else AutoModel
+    recipe = {"k": k, "mask_rate": mask_rate, "hidden_layers": hidden_layers}
+    return _cache_corpus(config, teacher, teacher_dir, corpus_path, manifest_path, loader, recipe)
+
+
+def cache_task_hidden(
+    config: dict, teacher: str, teacher_dir: Path, corpus_path: Path, manifest_path: Path
+) -> dict:
+    """Run the fine-tuned teacher once over a corpus (or a task split) and cache its hidden
+    states at `distill.intermediate.hidden_layers`, on the unmasked input the student sees in
+    the task stage (a `hidden` cache)."""
+    from transformers import AutoModelForTokenClassification
+
+    recipe = {"k": None, "hidden_layers": config["distill"]["intermediate"]["hidden_layers"]}
+    return _cache_corpus(
+        config,
+        teacher,
+        teacher_dir,
+        corpus_path,
+        manifest_path,
+        AutoModelForTokenClassification,
+        recipe,
+    )
+
+
+def _cache_corpus(config, teacher, teacher_dir, corpus_path, manifest_path, loader, recipe):
+    from transformers import AutoTokenizer
+
+    remote = config["trust_remote_code"]
     model = loader.from_pretrained(teacher_dir, trust_remote_code=remote)
     tokenizer = AutoTokenizer.from_pretrained(teacher_dir, trust_remote_code=remote)
     sentences = read_sentences(corpus_path, config["max_words_per_sentence"])
@@ -281,35 +308,7 @@ def cache_general(
         Path(manifest_path).parent,
         teacher=teacher,
         teacher_sha=teacher_weights_sha(teacher_dir),
-        k=k,
-        mask_rate=mask_rate,
         mask_seed=config["seed"],
-        hidden_layers=hidden_layers,
-        **caching_settings(config),
-    )
-
-
-def cache_task_hidden(
-    config: dict, teacher: str, teacher_dir: Path, corpus_path: Path, manifest_path: Path
-) -> dict:
-    """Run the fine-tuned teacher once over a corpus (or a task split) and cache its hidden
-    states at `distill.intermediate.hidden_layers`, on the unmasked input the student sees in
-    the task stage (a `hidden` cache)."""
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
-
-    remote = config["trust_remote_code"]
-    model = AutoModelForTokenClassification.from_pretrained(teacher_dir, trust_remote_code=remote)
-    tokenizer = AutoTokenizer.from_pretrained(teacher_dir, trust_remote_code=remote)
-    sentences = read_sentences(corpus_path, config["max_words_per_sentence"])
-    return build_general_cache(
-        model,
-        tokenizer,
-        sentences,
-        Path(manifest_path).parent,
-        teacher=teacher,
-        teacher_sha=teacher_weights_sha(teacher_dir),
-        k=None,
-        mask_seed=config["seed"],
-        hidden_layers=config["distill"]["intermediate"]["hidden_layers"],
+        **recipe,
         **caching_settings(config),
     )

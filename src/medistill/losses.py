@@ -100,27 +100,13 @@ class TaskObjective(nn.Module):
         kl_weight: float,
         ce_weight: float,
         intermediate: dict | None = None,
-        *,
-        student_width: int = 0,
-        student_depth: int = 0,
-        teacher_width: int = 0,
-        teacher_depth: int = 0,
-        hidden_layers: list[int] = (),
+        **dims,
     ):
+        """`dims`, with `intermediate`: the widths, depths and cached layers HiddenTransfer
+        maps between."""
         super().__init__()
         self.weights = {"temperature": temperature, "kl_weight": kl_weight, "ce_weight": ce_weight}
-        self.hidden = (
-            HiddenTransfer(
-                intermediate,
-                student_width=student_width,
-                student_depth=student_depth,
-                teacher_width=teacher_width,
-                teacher_depth=teacher_depth,
-                hidden_layers=hidden_layers,
-            )
-            if intermediate
-            else None
-        )
+        self.hidden = HiddenTransfer(intermediate, **dims) if intermediate else None
 
     @staticmethod
     def make_batch(examples: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
@@ -240,26 +226,11 @@ def layer_map(teacher_layers: list[int], teacher_depth: int, student_depth: int)
 class GeneralObjective(nn.Module):
     """Student encoder vs the general cache: masked-LM distribution and hidden states."""
 
-    def __init__(
-        self,
-        weights: dict,
-        *,
-        student_width: int,
-        student_depth: int,
-        teacher_width: int,
-        teacher_depth: int,
-        hidden_layers: list[int],
-    ):
+    def __init__(self, weights: dict, **dims):
+        """`dims`: the widths, depths and cached layers HiddenTransfer maps between."""
         super().__init__()
         self.weights = weights
-        self.hidden = HiddenTransfer(
-            weights,
-            student_width=student_width,
-            student_depth=student_depth,
-            teacher_width=teacher_width,
-            teacher_depth=teacher_depth,
-            hidden_layers=hidden_layers,
-        )
+        self.hidden = HiddenTransfer(weights, **dims)
 
     @staticmethod
     def make_batch(examples: list[dict], pad_id: int) -> dict[str, torch.Tensor]:

@@ -22,21 +22,27 @@ from medistill.seq2seq import encode_pairs, generate_texts
 ROUTES = ("shrink", "sequence", "word")
 
 
+def generate(model, tokenizer, sources: list[str], generation: dict, device: str) -> list[str]:
+    """`generate_texts` with the settings of a `generation` block."""
+    return generate_texts(
+        model,
+        tokenizer,
+        sources,
+        max_source=generation["max_source"],
+        max_new_tokens=generation["max_new_tokens"],
+        num_beams=generation["num_beams"],
+        batch_size=generation["batch_size"],
+        device=choose_device(device),
+    )
+
+
 def rouge_dev_score(generation: dict, tokenizer, dev_pairs: list[dict], device: str) -> Callable:
     """The dev score of an encoder-decoder: corpus ROUGE-L of its greedy outputs (greedy keeps
     each dev evaluation cheap; the test evaluation decodes as `generation` says)."""
 
     def dev_score(model) -> float:
-        outputs = generate_texts(
-            model,
-            tokenizer,
-            [pair["source"] for pair in dev_pairs],
-            max_source=generation["max_source"],
-            max_new_tokens=generation["max_new_tokens"],
-            num_beams=1,
-            batch_size=generation["batch_size"],
-            device=device,
-        )
+        greedy = generation | {"num_beams": 1}
+        outputs = generate(model, tokenizer, [pair["source"] for pair in dev_pairs], greedy, device)
         return corpus_rouge(outputs, [pair["target"] for pair in dev_pairs])["rougeL"]
 
     return dev_score
@@ -77,16 +83,7 @@ def route_examples(
 
 def teacher_pairs(model, tokenizer, sources: list[dict], generation: dict, device: str) -> list:
     """Sequence-level KD targets: each transfer source paired with the teacher's output."""
-    outputs = generate_texts(
-        model,
-        tokenizer,
-        [s["source"] for s in sources],
-        max_source=generation["max_source"],
-        max_new_tokens=generation["max_new_tokens"],
-        num_beams=generation["num_beams"],
-        batch_size=generation["batch_size"],
-        device=choose_device(device),
-    )
+    outputs = generate(model, tokenizer, [s["source"] for s in sources], generation, device)
     return [
         {"id": s["id"], "source": s["source"], "target": output}
         for s, output in zip(sources, outputs, strict=True)
