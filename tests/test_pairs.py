@@ -198,7 +198,7 @@ GOOD = '{"source": "Toux.", "target": "Toux."}'
             "source field 'source' is empty",
         ),
         ("p.jsonl", f'{GOOD}\n{{"source": null, "target": "x"}}\n', 2, "is null, not text"),
-        ("p.jsonl", f"{GOOD}\n[1, 2]\n", 2, "expected a JSON object"),
+        ("p.jsonl", f"{GOOD}\n[1, 2]\n", 2, "is not a JSON object but a list"),
         ("p.csv", "report,target\nToux.,Toux.\n", 1, "no column 'source'"),
         ("p.csv", "source,target\nToux.,Toux.\nToux., fièvre.,Toux.\n", 3, "3 fields"),
         ("p.csv", 'source,target\nToux.,Toux.\n"Toux." fièvre,Toux.\n', 3, "malformed CSV"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -100,3 +100,21 @@ def write_jsonl(docs: Iterable[dict], path: str | os.PathLike) -> None:
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
     with open(path, encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
+
+
+def json_lines(text: str, problem: Callable[[int, str], Exception]) -> Iterator[tuple[int, dict]]:
+    """`(line number, object)` for each non-blank line of JSON-lines text; a line that is not a
+    JSON object raises `problem(line number, what is wrong)`. Lines are split on "\n" only:
+    `str.splitlines` would also cut at U+2028, which JSON allows inside strings."""
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise problem(
+                number, f"is not valid JSON ({error.msg} at column {error.colno})"
+            ) from None
+        if not isinstance(record, dict):
+            raise problem(number, f"is not a JSON object but a {type(record).__name__}")
+        yield number, record

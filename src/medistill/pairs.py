@@ -30,7 +30,6 @@ import codecs
 import csv
 import io
 import itertools
-import json
 import random
 import re
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from pathlib import Path
 
 from medistill.errors import TaskDataError
 from medistill.french import elides, strip_accents
+from medistill.io import json_lines
 from medistill.lexicons import Lexicons
 from medistill.report_templates import SECTIONS
 from medistill.synthetic import generate_reports
@@ -465,25 +465,13 @@ def _pair(record: dict, fields: dict[str, str], task: str, path: Path, line: int
 
 
 def _jsonl_records(path: Path, text: str) -> list[tuple[int, dict]]:
-    records = []
-    # Split on "\n" only: str.splitlines would also cut at U+2028, which JSON allows in strings.
-    for line, content in enumerate(text.split("\n"), 1):
-        if not content.strip():
-            continue
-        try:
-            record = json.loads(content)
-        except json.JSONDecodeError as error:
-            raise TaskDataError(
-                f"{path} line {line}: not valid JSON ({error.msg} at column {error.colno}); "
-                "write one JSON object per line"
-            ) from None
-        if not isinstance(record, dict):
-            raise TaskDataError(
-                f"{path} line {line}: expected a JSON object, got {type(record).__name__}; "
-                'write one object per line, e.g. {"source": "...", "target": "..."}'
-            )
-        records.append((line, record))
-    return records
+    def problem(line: int, what: str) -> TaskDataError:
+        return TaskDataError(
+            f"{path} line {line}: {what}; write one JSON object per line, e.g. "
+            '{"source": "...", "target": "..."}'
+        )
+
+    return list(json_lines(text, problem))
 
 
 def _csv_records(path: Path, text: str, columns: list[str]) -> list[tuple[int, dict]]:

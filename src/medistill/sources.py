@@ -26,6 +26,7 @@ from pathlib import Path
 
 from medistill.errors import CorpusSourceError
 from medistill.hf_datasets import load_hub, load_parquet, load_saved, network_allowed
+from medistill.io import json_lines
 from medistill.lexicons import load_lexicons
 from medistill.synthetic import SYNTHETIC_LICENCE, generate_reports
 
@@ -66,22 +67,14 @@ def _read_text_file(path: Path, where: str) -> str:
 
 def _json_records(path: Path, where: str):
     """Yield `(line_number, record)` from a JSON-lines file (gzipped or not)."""
-    text = _read_text_file(path, where)
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise CorpusSourceError(
-                f"{where}: {path} line {number} is not valid JSON ({error.msg}); fix or remove "
-                "the line (one JSON object per line)"
-            ) from None
-        if not isinstance(record, dict):
-            raise CorpusSourceError(
-                f"{where}: {path} line {number} is not a JSON object; write one object per line"
-            )
-        yield number, record
+
+    def problem(number: int, what: str) -> CorpusSourceError:
+        return CorpusSourceError(
+            f"{where}: {path} line {number} {what}; fix or remove the line (one JSON object "
+            "per line)"
+        )
+
+    yield from json_lines(_read_text_file(path, where), problem)
 
 
 def _field(record: dict, field: str, path: Path, number: int | str, where: str, key: str) -> str:
