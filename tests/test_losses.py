@@ -69,12 +69,7 @@ def test_task_objective_adds_the_teachers_hidden_states():
     """Intermediate-layer transfer in task mode: the hidden term is added to KL + CE, reaches
     the projection (student 16 wide, teacher 32), and weights of 0 leave the loss unchanged."""
     torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=40,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
+    config = _tiny_config(
         num_labels=3,
         hidden_dropout_prob=0.0,  # the same forward pass with and without the hidden term
         attention_probs_dropout_prob=0.0,
@@ -160,16 +155,16 @@ def _records(n=12, vocab=40, width=32, k=8):
     return records
 
 
+def _tiny_config(**overrides) -> BertConfig:
+    """A one-layer, 16-wide BERT over a 40-token vocabulary."""
+    shape = {"vocab_size": 40, "hidden_size": 16, "num_hidden_layers": 1}
+    shape |= {"num_attention_heads": 2, "intermediate_size": 32}
+    return BertConfig(**shape, **overrides)
+
+
 def _student():
     torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=40,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-    )
+    config = _tiny_config(max_position_embeddings=32)
     return BertForMaskedLM(config)
 
 
