@@ -19,10 +19,10 @@ include: "workflow/rules/cache.smk"
 include: "workflow/rules/distill.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/seq2seq.smk"
 
 
 rule all:
     default_target: True
     input:
-        "results/report/tradeoff.csv",
-        "results/report/pareto_f1_params.png",
+        sweep_targets,

@@ -275,6 +275,84 @@ def _check_teachers(config: dict, where: str) -> None:
                 )
 
 
+def _check_seq2seq(config: dict, where: str) -> None:
+    """The seq2seq family's names, teachers, depths and pair files, checked before any job."""
+    from medistill.errors import TaskDataError, TeacherSourceError
+    from medistill.seq2seq_tasks import check_pair_files
+    from medistill.teachers import resolve_teacher
+
+    family = config["seq2seq"]
+    for key in ("tasks", "sizes", "sweep"):
+        if key not in family:
+            raise ConfigError(
+                f"{where}: families lists seq2seq but seq2seq.{key} is missing; add it "
+                "(config/seq2seq.yaml is an example) or remove seq2seq from families"
+            )
+    sweep = family["sweep"]
+    sections = {
+        "tasks": family["tasks"],
+        "teachers": config["teachers"],
+        "corpora": config["corpora"],
+        "sizes": family["sizes"],
+    }
+    for key, section in sections.items():
+        for name in sweep[key]:
+            if name not in section:
+                raise ConfigError(
+                    f"{where}: seq2seq.sweep.{key} names '{name}', which is not defined "
+                    f"(defined: {', '.join(section)}); add it or fix the name"
+                )
+    for name, size in family["sizes"].items():
+        source = size.get("from")
+        if source is not None and "decoder_layers" not in family["sizes"].get(source, {}):
+            raise ConfigError(
+                f"{where}: seq2seq.sizes.{name}.from is '{source}', which is not a trained "
+                "size (one with encoder_layers and decoder_layers); name a trained size"
+            )
+    trained = {family["sizes"][s].get("from", s) for s in sweep["sizes"]}
+    for name in sweep["teachers"]:
+        teacher = config["teachers"][name]
+        if "mix" in teacher:
+            raise ConfigError(
+                f"{where}: seq2seq.sweep.teachers names the mix '{name}'; seq2seq teachers are "
+                "single models: name one of its members"
+            )
+        _check_licence(name, teacher["licence"], config, where)
+        try:
+            path = resolve_teacher(teacher["source"], allow_network=config["allow_network"])
+        except TeacherSourceError as error:
+            raise ConfigError(f"{where}: teachers.{name}.source: {error}") from None
+        if path is None:  # a hub model's depth is only known once downloaded
+            continue
+        depths = _seq2seq_depths(json.loads((path / "config.json").read_text()))
+        for size in sorted(trained):
+            for half, depth in depths.items():
+                wanted = family["sizes"][size][f"{half}_layers"]
+                if wanted is not None and wanted > depth:
+                    raise ConfigError(
+                        f"{where}: seq2seq.sizes.{size}.{half}_layers is {wanted} but teacher "
+                        f"'{name}' has {depth} {half} layers; keep at most {depth}"
+                    )
+    for name in sweep["tasks"]:
+        spec = family["tasks"][name]
+        if "files" in spec:
+            try:
+                check_pair_files(spec)
+            except TaskDataError as error:
+                raise ConfigError(f"{where}: seq2seq.tasks.{name}.files: {error}") from None
+
+
+def _seq2seq_depths(model_config: dict) -> dict[str, int]:
+    """Encoder and decoder depths of a teacher: an encoder-decoder's own, or those of the
+    BERT2BERT warm-started from an encoder (its layers on both sides)."""
+    if model_config.get("is_encoder_decoder"):
+        encoder = model_config.get("encoder_layers") or model_config.get("num_layers")
+        decoder = model_config.get("decoder_layers") or model_config.get("num_decoder_layers")
+        return {"encoder": encoder or 0, "decoder": decoder or encoder or 0}
+    depth = model_config["num_hidden_layers"]
+    return {"encoder": depth, "decoder": depth}
+
+
 def validate_config(config: dict, where: str = "config") -> dict:
     """Check `config` against the schema and its own references; return it with defaults.
 
@@ -291,4 +369,6 @@ def validate_config(config: dict, where: str = "config") -> dict:
     config = with_defaults(config)
     _check_local_paths(config, where)
     _check_teachers(config, where)
+    if "seq2seq" in config["families"]:
+        _check_seq2seq(config, where)
     return config

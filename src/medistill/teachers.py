@@ -77,7 +77,11 @@ def _texts(corpus_paths: list[Path], task_paths: list[Path]):
     for path in corpus_paths:
         yield from (doc["text"] for doc in read_jsonl(path))
     for path in task_paths:
-        yield from (" ".join(sentence["words"]) for sentence in read_jsonl(path))
+        for record in read_jsonl(path):  # an NER sentence, or a seq2seq pair
+            if "words" in record:
+                yield " ".join(record["words"])
+            else:
+                yield from (record["source"], record["target"])
 
 
 def prepare_teacher(
@@ -92,17 +96,26 @@ def prepare_teacher(
 ) -> dict:
     """The teacher's pretrained weights as a local folder: fetched or converted, maybe trimmed.
 
-    Models with a masked-LM head keep it (general distillation needs it). With
+    Models with a masked-LM head keep it (general distillation needs it), encoder-decoders
+    their language-model head (seq2seq teachers). With
     `trim_vocabulary: true`, only the tokens the corpora and the task's train/dev text use are
     kept, plus the short pieces unseen words fall back on (see `medistill.trim`).
     """
-    from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer
+    from transformers import (
+        AutoConfig,
+        AutoModel,
+        AutoModelForMaskedLM,
+        AutoModelForSeq2SeqLM,
+        AutoTokenizer,
+    )
 
     spec = config["teachers"][teacher]
     remote = config["trust_remote_code"]
     path = fetch_teacher(spec["source"], allow_network)
     model_config = AutoConfig.from_pretrained(path, trust_remote_code=remote).to_dict()
     loader = AutoModelForMaskedLM if has_masked_lm_head(model_config) else AutoModel
+    if model_config.get("is_encoder_decoder"):  # a seq2seq teacher keeps its LM head
+        loader = AutoModelForSeq2SeqLM
     model = loader.from_pretrained(path, trust_remote_code=remote)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=remote)
     stats = {"params_total": count_parameters(model)["params_total"], "trimmed": False}

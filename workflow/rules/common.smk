@@ -304,3 +304,228 @@ def external_corpus_files(wildcards):
 def external_task_files(wildcards):
     files = config["tasks"][wildcards.task].get("files", {})
     return [files[key] for key in ("path", "split_file") if key in files]
+
+
+# ---------------------------------------------------------------------------------------------
+# The seq2seq family (workflow/rules/seq2seq.smk): its grid, files and slices.
+S2S = config["seq2seq"]
+S2S_SWEEP = S2S.get("sweep", {})
+S2S_ROBUSTNESS_SETS = ("typo5", "abbrev", "unseen")
+S2S_SPLITS = ("train", "dev", "test", *(f"test_{name}" for name in S2S_ROBUSTNESS_SETS))
+S2S_TRAINED_SIZES = _names_pattern(
+    n for n, s in S2S.get("sizes", {}).items() if "decoder_layers" in s
+)
+S2S_COMPRESSED_SIZES = _names_pattern(
+    n for n, s in S2S.get("sizes", {}).items() if "compress" in s
+)
+
+
+def s2s_variants():
+    """(corpus, route) of every student: shrink learns from gold pairs alone (corpus `gold`),
+    the KD routes from each transfer corpus."""
+    routes = S2S_SWEEP.get("routes", [])
+    variants = [(BASELINE_CORPUS, "shrink")] if "shrink" in routes else []
+    return variants + [
+        (corpus, route)
+        for corpus in S2S_SWEEP.get("corpora", [])
+        for route in routes
+        if route != "shrink"
+    ]
+
+
+def s2s_evaluation_files(wildcards=None):
+    files = expand("results/seq2seq/eval/lead/{task}.json", task=S2S_SWEEP["tasks"])
+    for task in S2S_SWEEP["tasks"]:
+        for teacher in S2S_SWEEP["teachers"]:
+            files.append(f"results/seq2seq/eval/{teacher}/{task}/teacher.json")
+            for corpus, route in s2s_variants():
+                for size in S2S_SWEEP["sizes"]:
+                    files.append(
+                        f"results/seq2seq/eval/{teacher}/{task}/{corpus}/{route}/{size}.json"
+                    )
+    return files
+
+
+def sweep_targets(wildcards):
+    """What `snakemake` with no target builds: each family's report (`families`)."""
+    targets = []
+    if "ner" in config["families"]:
+        targets += [
+            "results/report/tradeoff.csv",
+            "results/report/pareto_f1_params.png",
+        ]
+    if "seq2seq" in config["families"]:
+        targets += [
+            "results/seq2seq/report/tradeoff.csv",
+            "results/seq2seq/report/report.html",
+        ]
+    return targets
+
+
+def teacher_text_files(wildcards):
+    """The text a trimmed teacher vocabulary must cover: each family's corpora and its task's
+    train/dev text (NER sentences, seq2seq pairs)."""
+    corpora, tasks = [], []
+    if "ner" in config["families"]:
+        corpora += SWEEP["corpora"]
+        tasks += expand(
+            "results/tasks/{task}/{split}.jsonl", task=TASK, split=["train", "dev"]
+        )
+    if "seq2seq" in config["families"]:
+        corpora += [c for c in S2S_SWEEP["corpora"] if c not in corpora]
+        tasks += expand(
+            "results/seq2seq/tasks/{task}/{split}.jsonl",
+            task=S2S_SWEEP["tasks"],
+            split=["train", "dev"],
+        )
+    return {
+        "corpora": [f"results/corpus/{corpus}/augmented.jsonl" for corpus in corpora],
+        "task": tasks,
+    }
+
+
+def s2s_teacher_folder(wildcards):
+    folder = f"results/seq2seq/teachers/{wildcards.teacher}/{wildcards.task}"
+    return {"model": f"{folder}/model", "seeds": f"{folder}/seeds"}
+
+
+def s2s_test_files(wildcards):
+    folder = f"results/seq2seq/tasks/{wildcards.task}"
+    return {"clean": f"{folder}/test.jsonl"} | {
+        name: f"{folder}/test_{name}.jsonl" for name in S2S_ROBUSTNESS_SETS
+    }
+
+
+def s2s_distill_inputs(wildcards):
+    """A route's files: the fine-tuned teacher and the gold pairs; the teacher's outputs on the
+    transfer corpus (sequence, word); its cached top-k along the targets (word)."""
+    folder = f"results/seq2seq/tasks/{wildcards.task}"
+    inputs = {
+        "teacher": f"results/seq2seq/teachers/{wildcards.teacher}/{wildcards.task}/model",
+        "train": f"{folder}/train.jsonl",
+        "dev": f"{folder}/dev.jsonl",
+    }
+    if (wildcards.route == "shrink") != (wildcards.corpus == BASELINE_CORPUS):
+        raise WorkflowError(
+            f"{wildcards.route} students learn from {'gold pairs alone (corpus gold)' if wildcards.route == 'shrink' else 'a transfer corpus'}"
+        )
+    cache = (
+        f"results/seq2seq/cache/{wildcards.teacher}/{wildcards.task}/{wildcards.corpus}"
+    )
+    if wildcards.route != "shrink":
+        inputs["outputs"] = f"{cache}/outputs.jsonl"
+    if wildcards.route == "word":
+        inputs["topk"] = f"{cache}/topk.npz"
+    return inputs
+
+
+def s2s_compressed_from(wildcards):
+    source = S2S["sizes"][wildcards.size]["from"]
+    folder = (
+        f"results/seq2seq/students/{wildcards.teacher}/{wildcards.task}/{wildcards.corpus}/"
+        f"{wildcards.route}/{source}"
+    )
+    return {"model": f"{folder}/model", "seeds": f"{folder}/seeds"}
+
+
+def s2s_slice(*keys):
+    """`config_slice` of the seq2seq block's `keys`."""
+    return config_slice(*(f"seq2seq.{key}" for key in keys))
+
+
+# The seq2seq distill keys each route reads: shrink no teacher signal, sequence no top-k.
+S2S_ROUTE_UNREAD = {
+    "shrink": ("kl_weight", "topk", "transfer_docs"),
+    "sequence": ("kl_weight", "topk"),
+    "word": (),
+}
+
+
+def s2s_pairs_settings(wildcards):
+    return {
+        "seed": config["seed"],
+        "seq2seq": {"tasks": {wildcards.task: S2S["tasks"][wildcards.task]}},
+    }
+
+
+def s2s_finetune_settings(wildcards):
+    teacher = only(config["teachers"][wildcards.teacher], ("source", "licence"))
+    return (
+        config_slice(*MODEL_KEYS, "seeds", "energy")
+        | {"teachers": {wildcards.teacher: teacher}}
+        | s2s_slice("seeds", "finetune", "generation")
+    )
+
+
+def s2s_outputs_settings(wildcards):
+    return config_slice(*MODEL_KEYS) | {
+        "seq2seq": {
+            "generation": S2S["generation"],
+            "distill": only(S2S["distill"], ("transfer_docs",)),
+        }
+    }
+
+
+def s2s_topk_settings(wildcards):
+    return config_slice(*MODEL_KEYS) | {
+        "seq2seq": {
+            "generation": S2S["generation"],
+            "distill": only(S2S["distill"], ("topk",)),
+        }
+    }
+
+
+def s2s_distill_settings(wildcards):
+    unread = S2S_ROUTE_UNREAD[wildcards.route]
+    recipe = {k: v for k, v in S2S["distill"].items() if k not in unread}
+    return config_slice(*MODEL_KEYS, "seeds", "energy") | {
+        "seq2seq": {
+            "seeds": S2S["seeds"],
+            "distill": recipe,
+            "generation": S2S["generation"],
+            "sizes": {wildcards.size: S2S["sizes"][wildcards.size]},
+        }
+    }
+
+
+def s2s_evaluation_settings(wildcards):
+    return config_slice(*MODEL_KEYS, "evaluate.latency_threads", "energy") | s2s_slice(
+        "generation", "evaluate"
+    )
+
+
+def s2s_identity(wildcards, role):
+    """The names an evaluation JSON carries (its row of the report)."""
+    task = wildcards.task
+    names = {
+        "family": "seq2seq",
+        "task": task,
+        "kind": S2S["tasks"][task]["kind"],
+        "role": role,
+    }
+    if role == "baseline":
+        return names | {
+            "teacher": "lead",
+            "corpus": "lead",
+            "route": "lead",
+            "size": "lead",
+        }
+    if role == "teacher":
+        return names | {
+            "teacher": wildcards.teacher,
+            "corpus": "teacher",
+            "route": "teacher",
+            "size": "teacher",
+        }
+    return names | {
+        k: getattr(wildcards, k) for k in ("teacher", "corpus", "route", "size")
+    }
+
+
+def s2s_report_settings(wildcards):
+    return {"seq2seq": S2S} | config_slice("teachers", "licences", "seed", "seeds")
+
+
+def external_pair_files(wildcards):
+    files = S2S["tasks"][wildcards.task].get("files", {})
+    return [files[key] for key in ("train", "dev", "test") if key in files]

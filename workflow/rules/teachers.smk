@@ -2,12 +2,7 @@
 # config asks, trimmed to the vocabulary of the corpora and the task's train/dev text.
 rule prepare_teacher:
     input:
-        corpora=expand(
-            "results/corpus/{corpus}/augmented.jsonl", corpus=SWEEP["corpora"]
-        ),
-        task=expand(
-            "results/tasks/{task}/{split}.jsonl", task=TASK, split=["train", "dev"]
-        ),
+        unpack(teacher_text_files),
     output:
         directory("results/teachers/{teacher}/base"),
     log:

@@ -1,0 +1,151 @@
+"""Evaluation of the seq2seq family: a teacher, a student (mean over its seeds' runs) or the
+lead baseline on the task's test pairs and robustness sets, written as one JSON per model for
+`medistill.seq2seq_report`.
+
+Scores (`generation_scoring.score_generations`): ROUGE-1/2/L, entity recall and precision,
+hallucinated entities per output, exercise answerability. Every seed's run is scored on the
+clean test set (mean and std); the kept run also on each robustness set, and it alone is timed:
+milliseconds per output at batch 1 on `evaluate.latency_threads` CPU threads, and tokens/s.
+Outputs stay in the results folder (`*.outputs.jsonl`), never in the logs or MLflow: on real
+data they hold patient text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medistill.compress import model_disk_mb
+from medistill.device import choose_device
+from medistill.energy import track_energy
+from medistill.generation_scoring import lead_baseline, score_generations
+from medistill.io import read_json, read_jsonl, write_json, write_jsonl
+from medistill.seq2seq import generation_latency
+from medistill.seq2seq_distill import load_seq2seq
+from medistill.seq2seq_training import generate
+from medistill.students import count_parameters
+
+SCORES = ("rouge1", "rouge2", "rougeL", "entity_recall", "entity_precision")
+SCORES += ("hallucinated_per_output", "answerable")
+ROBUSTNESS_SCORES = ("rougeL", "entity_recall", "hallucinated_per_output")
+
+
+def _mean_and_std(per_seed: list[dict]) -> dict:
+    """Each score's mean over the runs, and the standard deviation of ROUGE-L."""
+    result = {}
+    for key in SCORES:
+        values = [s[key] for s in per_seed if s[key] is not None]
+        result[key] = float(np.mean(values)) if values else None
+    rouge_l = [s["rougeL"] for s in per_seed]
+    result["rougeL_std"] = float(np.std(rouge_l, ddof=1)) if len(rouge_l) > 1 else 0.0
+    return result
+
+
+def _seed(model) -> int | None:
+    return (getattr(model.config, "medistill_run", None) or {}).get("seed")
+
+
+def _timed(model, tokenizer, sources: list[str], generation: dict, threads: int) -> dict:
+    """Latency of one output at a time on `threads` CPU threads (restored afterwards)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return generation_latency(
+            model.cpu(),
+            tokenizer,
+            sources,
+            max_source=generation["max_source"],
+            max_new_tokens=generation["max_new_tokens"],
+            num_beams=generation["num_beams"],
+        )
+    finally:
+        torch.set_num_threads(before)
+
+
+def evaluate_seq2seq(
+    config: dict,
+    test_files: dict[str, Path],
+    out_path: Path,
+    identity: dict,
+    log_run: Callable[..., object],
+    model_dir: Path | None = None,
+    seeds_dir: Path | None = None,
+) -> dict:
+    """Score the model in `model_dir` and its other seeds' runs (`seeds_dir/seed-N`), or the
+    lead baseline without `model_dir`, on `test_files` (`clean` and the robustness sets);
+    write the evaluation JSON to `out_path` with `identity` (family, task, kind, teacher,
+    corpus, route, size, role) and log its numbers."""
+    family = config["seq2seq"]
+    generation = family["generation"]
+    device = choose_device(config["device"])
+    test_sets = {name: read_jsonl(path) for name, path in test_files.items()}
+    clean = test_sets["clean"]
+
+    if model_dir is None:  # the lead baseline: no model, nothing to time
+        n_lead = family["evaluate"]["lead_sentences"]
+        outputs = {
+            name: [lead_baseline(p["source"], n_lead) for p in pairs]
+            for name, pairs in test_sets.items()
+        }
+        per_seed, seeds = [score_generations(clean, outputs["clean"])], []
+        efficiency = {"latency_ms_output": None, "tokens_per_s": None}
+        efficiency |= {"params_total": 0, "disk_mb": 0.0}
+        energy, kept_outputs = {}, outputs
+    else:
+        remote = config["trust_remote_code"]
+        runs = [Path(model_dir), *sorted(Path(seeds_dir).glob("seed-*"))]
+        per_seed, seeds = [], []
+        with track_energy(config, "inference") as energy:
+            for index, run in enumerate(runs):
+                model, tokenizer = load_seq2seq(run, remote)
+                names = test_sets if index == 0 else {"clean": clean}
+                outputs = {
+                    name: generate(
+                        model, tokenizer, [p["source"] for p in test_sets[name]], generation, device
+                    )
+                    for name in names
+                }
+                if index == 0:
+                    kept, kept_tokenizer, kept_outputs = model, tokenizer, outputs
+                per_seed.append(score_generations(clean, outputs["clean"]))
+                seeds.append(_seed(model))
+        sources = [p["source"] for p in clean[: family["evaluate"]["latency_outputs"]]]
+        threads = config["evaluate"]["latency_threads"]
+        efficiency = _timed(kept, kept_tokenizer, sources, generation, threads)
+        efficiency["params_total"] = count_parameters(kept)["params_total"]
+        efficiency["disk_mb"] = model_disk_mb(model_dir)
+    result = identity | {"seeds": seeds} | _mean_and_std(per_seed)
+    if seeds:  # the lead baseline has no runs
+        runs = zip(seeds, per_seed, strict=True)
+        result["per_seed"] = [{"seed": s, "rougeL": p["rougeL"]} for s, p in runs]
+    result["robustness"] = {
+        name: {
+            key: score_generations(test_sets[name], kept_outputs[name])[key]
+            for key in ROBUSTNESS_SCORES
+        }
+        for name in test_sets
+        if name != "clean"
+    }
+    result |= efficiency | {"n_test_pairs": len(clean)}
+    train_energy = Path(model_dir) / "training_energy.json" if model_dir else None
+    trained = read_json(train_energy) if train_energy and train_energy.exists() else {}
+    result["energy_kwh_train"] = trained.get("energy_kwh")
+    result["co2_kg_train"] = trained.get("co2_kg")
+    result["energy_kwh_inference"] = energy.get("energy_kwh")
+    write_json(result, out_path)
+    write_jsonl(
+        [{"id": p["id"], "output": o} for p, o in zip(clean, kept_outputs["clean"], strict=True)],
+        Path(out_path).with_suffix(".outputs.jsonl"),
+    )
+    names = ("teacher", "task", "corpus", "route", "size")
+    log_run(
+        "seq2seq/evaluate/" + "/".join(str(identity[k]) for k in names),
+        params={"generation": generation, "model": str(model_dir)},
+        metrics={k: v for k, v in result.items() if isinstance(v, int | float) and v is not None},
+        tags={k: str(v) for k, v in identity.items()} | {"stage": "evaluate"},
+        artifacts=[Path(out_path)],
+    )
+    return result

@@ -1,0 +1,140 @@
+"""The seq2seq family through the workflow: a tiny BERT2BERT teacher, the three routes, an int8
+copy, the lead baseline and the report, end to end; bad pair files stop before any job."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = os.environ | {"HF_HUB_OFFLINE": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
+        + ["--directory", str(workdir), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+
+
+def _tiny_config(teacher: Path) -> dict:
+    """Two seeds, a 4-layer 32-wide teacher, a handful of pairs and steps: seconds per job."""
+    recipe = {"steps": 6, "batch_size": 4, "learning_rate": 1e-3, "eval_every": 3}
+    return {
+        "families": ["seq2seq"],
+        "teachers": {"tiny": {"source": f"local:{teacher}", "licence": "MIT"}},
+        "corpora": {
+            "reports": {
+                "sources": [{"kind": "synthetic", "n_docs": 6, "seed": 1}],
+                "licence": "BSD-3-Clause AND Apache-2.0",
+            }
+        },
+        "energy": {"enabled": False},
+        "seq2seq": {
+            "tasks": {
+                "summary-tiny": {
+                    "kind": "summary",
+                    "synthetic": {"seed": 3, "train_docs": 8, "dev_docs": 2, "test_docs": 3},
+                }
+            },
+            "sizes": {
+                "E2D1": {"encoder_layers": 2, "decoder_layers": 1},
+                "E2D1-int8": {"from": "E2D1", "compress": "int8"},
+            },
+            "sweep": {
+                "tasks": ["summary-tiny"],
+                "teachers": ["tiny"],
+                "corpora": ["reports"],
+                "sizes": ["E2D1", "E2D1-int8"],
+            },
+            "seeds": 2,
+            "finetune": recipe,
+            "distill": recipe | {"transfer_docs": 4, "topk": 4},
+            "generation": {"max_source": 64, "max_new_tokens": 12, "num_beams": 2},
+            "evaluate": {"latency_outputs": 2},
+        },
+    }
+
+
+@pytest.mark.integration
+def test_seq2seq_sweep_runs_every_route_to_the_report(tiny_bert, tmp_path):
+    config = tmp_path / "seq2seq.yaml"
+    config.write_text(yaml.safe_dump(_tiny_config(tiny_bert)))
+    run = _snakemake(tmp_path, "--cores", "2", "--configfile", str(config))
+    assert run.returncode == 0, run.stderr[-5000:]
+    results = tmp_path / "results" / "seq2seq"
+    assert not (tmp_path / "results" / "report").exists()  # the NER family is not run
+
+    table = pd.read_csv(results / "report" / "tradeoff.csv")
+    students = table[table["role"] == "student"]
+    assert sorted(zip(students["route"], students["size"], strict=True)) == sorted(
+        (route, size) for route in ("shrink", "sequence", "word") for size in ("E2D1", "E2D1-int8")
+    )
+    assert set(students.loc[students["route"] == "shrink", "corpus"]) == {"gold"}
+    assert {"teacher", "lead"} <= set(table["route"])
+    for column in ("rougeL", "rougeL_retention", "speedup", "entity_recall", "rougeL_typo5"):
+        assert students[column].notna().all(), column
+    assert (students["params_total"] > 0).all()
+
+    # A student: the teacher's layers it keeps, its route, its other seed; the int8 copy too.
+    folder = results / "students" / "tiny" / "summary-tiny" / "reports" / "word"
+    student = json.loads((folder / "E2D1" / "model" / "config.json").read_text())
+    assert student["medistill_student"]["layers_kept"] == {"encoder": [0, 3], "decoder": [0]}
+    assert student["medistill_distillation"]["route"] == "word"
+    assert len(list((folder / "E2D1" / "seeds").glob("seed-*"))) == 1
+    assert (folder / "E2D1-int8" / "model" / "model_int8.pt").is_file()
+    evaluation = json.loads((results / "eval/tiny/summary-tiny/reports/word/E2D1.json").read_text())
+    assert len(evaluation["seeds"]) == 2 and set(evaluation["robustness"]) == {
+        "typo5",
+        "abbrev",
+        "unseen",
+    }
+
+    # The caches: one teacher output per transfer document (or fewer: empty ones are dropped),
+    # and one top-k row per target token of the gold and transfer pairs.
+    cache = results / "cache" / "tiny" / "summary-tiny" / "reports"
+    outputs = [json.loads(line) for line in (cache / "outputs.jsonl").read_text().splitlines()]
+    assert 0 < len(outputs) <= 4 and all(o["target"] for o in outputs)
+    import numpy as np
+
+    with np.load(cache / "topk.npz") as topk:
+        assert len(topk["lengths"]) == 8 + len(outputs)
+        assert topk["topk_ids"].shape == (topk["lengths"].sum(), 4)
+    assert (results / "report" / "report.html").read_text().count("shrink") >= 1
+
+    # Editing the word route's KL weight reruns the word students only (and what reads them).
+    edited = _tiny_config(tiny_bert)
+    edited["seq2seq"]["distill"]["kl_weight"] = 0.5
+    config.write_text(yaml.safe_dump(edited))
+    plan = _snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(config))
+    assert plan.returncode == 0, plan.stderr
+    rerun = [line for line in plan.stdout.splitlines() if line.strip().startswith("output:")]
+    assert rerun and all("/word/" in line or "report" in line for line in rerun), rerun
+
+
+def test_bad_pair_file_stops_before_any_job(tiny_bert, tmp_path):
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text('{"source": "patient admis", "target": "admission"}\n{"source": "x",\n')
+    config = _tiny_config(tiny_bert)
+    config["seq2seq"]["tasks"]["summary-tiny"] = {
+        "kind": "summary",
+        "files": {"train": str(pairs), "test": str(pairs)},
+    }
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run = _snakemake(tmp_path, "--cores", "1", "--configfile", str(path))
+    assert run.returncode != 0
+    assert f"{pairs} line 2" in run.stderr + run.stdout
+    assert not (tmp_path / "results").exists()

@@ -1,0 +1,241 @@
+# The seq2seq family: report -> summary or exercise. The teacher (a BERT2BERT warm-started from
+# a prepared encoder, or a hub encoder-decoder) is fine-tuned on gold pairs; students keep some
+# of its encoder and decoder layers and learn by one of three routes (Shleifer & Rush 2020):
+# `shrink` (gold pairs alone, corpus `gold`), `sequence` (+ the teacher's outputs on a transfer
+# corpus) and `word` (+ KL to its cached top-k next-token distributions). Same grid, tracking
+# and report as the NER family; its files live under results/seq2seq/.
+
+
+wildcard_constraints:
+    route="shrink|sequence|word",
+
+
+rule prepare_pairs:
+    input:
+        external_pair_files,
+    output:
+        splits=expand("results/seq2seq/tasks/{{task}}/{split}.jsonl", split=S2S_SPLITS),
+        stats="results/seq2seq/tasks/{task}/stats.json",
+    log:
+        "results/logs/seq2seq/prepare_pairs/{task}.log",
+    conda:
+        "../../envs/medistill.yaml"
+    threads: rule_threads("cpu_rules")
+    resources:
+        **rule_resources("cpu_rules"),
+    params:
+        settings=s2s_pairs_settings,
+    script:
+        "../scripts/prepare_pairs.py"
+
+
+rule finetune_seq2seq_teacher:
+    input:
+        base="results/teachers/{teacher}/base",
+        train="results/seq2seq/tasks/{task}/train.jsonl",
+        dev="results/seq2seq/tasks/{task}/dev.jsonl",
+    output:
+        model=directory("results/seq2seq/teachers/{teacher}/{task}/model"),
+        seeds=directory("results/seq2seq/teachers/{teacher}/{task}/seeds"),
+    log:
+        "results/logs/seq2seq/finetune_teacher/{teacher}/{task}.log",
+    conda:
+        "../../envs/medistill.yaml"
+    threads: rule_threads("gpu_rules")
+    resources:
+        **rule_resources("gpu_rules"),
+    params:
+        checkpoint="results/checkpoints/seq2seq/teachers/{teacher}/{task}.pt",
+        settings=s2s_finetune_settings,
+    script:
+        "../scripts/finetune_seq2seq_teacher.py"
+
+
+rule cache_teacher_outputs:
+    input:
+        teacher="results/seq2seq/teachers/{teacher}/{task}/model",
+        docs="results/corpus/{corpus}/augmented.jsonl",
+    output:
+        "results/seq2seq/cache/{teacher}/{task}/{corpus}/outputs.jsonl",
+    log:
+        "results/logs/seq2seq/cache_teacher_outputs/{teacher}/{task}/{corpus}.log",
+    conda:
+        "../../envs/medistill.yaml"
+    threads: rule_threads("gpu_rules")
+    resources:
+        **rule_resources("gpu_rules"),
+    params:
+        settings=s2s_outputs_settings,
+    script:
+        "../scripts/cache_teacher_outputs.py"
+
+
+rule cache_teacher_topk:
+    input:
+        teacher="results/seq2seq/teachers/{teacher}/{task}/model",
+        train="results/seq2seq/tasks/{task}/train.jsonl",
+        outputs="results/seq2seq/cache/{teacher}/{task}/{corpus}/outputs.jsonl",
+    output:
+        "results/seq2seq/cache/{teacher}/{task}/{corpus}/topk.npz",
+    log:
+        "results/logs/seq2seq/cache_teacher_topk/{teacher}/{task}/{corpus}.log",
+    conda:
+        "../../envs/medistill.yaml"
+    threads: rule_threads("gpu_rules")
+    resources:
+        **rule_resources("gpu_rules"),
+    params:
+        settings=s2s_topk_settings,
+    script:
+        "../scripts/cache_teacher_topk.py"
+
+
+# One run per seed, as for the NER students; checkpoints and finished runs sit outside the
+# declared outputs, so a killed job resumes.
+rule distill_seq2seq_student:
+    input:
+        unpack(s2s_distill_inputs),
+    output:
+        model=directory(
+            "results/seq2seq/students/{teacher}/{task}/{corpus}/{route}/{size}/model"
+        ),
+        seeds=directory(
+            "results/seq2seq/students/{teacher}/{task}/{corpus}/{route}/{size}/seeds"
+        ),
+    log:
+        "results/logs/seq2seq/distill/{teacher}/{task}/{corpus}/{route}/{size}.log",
+    wildcard_constraints:
+        size=S2S_TRAINED_SIZES,
+    conda:
+        "../../envs/medistill.yaml"
+    threads: rule_threads("gpu_rules")
+    resources:
+        **rule_resources("gpu_rules"),
+    params:
+        checkpoint="results/checkpoints/seq2seq/students/{teacher}/{task}/{corpus}/{route}/{size}.pt",
+        settings=s2s_distill_settings,
+    script:
+        "../scripts/distill_seq2seq_student.py"
+
+
+rule compress_seq2seq_student:
+    input:
+        unpack(s2s_compressed_from),
+    output:
+        model=directory(
+            "results/seq2seq/students/{teacher}/{task}/{corpus}/{route}/{size}/model"
+        ),
+        seeds=directory(
+            "results/seq2seq/students/{teacher}/{task}/{corpus}/{route}/{size}/seeds"
+        ),
+    log:
+        "results/logs/seq2seq/compress/{teacher}/{task}/{corpus}/{route}/{size}.log",
+    wildcard_constraints:
+        size=S2S_COMPRESSED_SIZES,
+    conda:
+        "../../envs/medistill.yaml"
+    threads: rule_threads("cpu_rules")
+    resources:
+        **rule_resources("cpu_rules"),
+    params:
+        settings=lambda wildcards: config_slice("trust_remote_code"),
+    script:
+        "../scripts/compress_seq2seq_student.py"
+
+
+# Latency is measured here: as for the NER evaluations, never next to a training job on a
+# workstation (profiles/local gives the evaluation rules every core).
+rule evaluate_seq2seq_student:
+    input:
+        unpack(s2s_test_files),
+        model="results/seq2seq/students/{teacher}/{task}/{corpus}/{route}/{size}/model",
+        seeds="results/seq2seq/students/{teacher}/{task}/{corpus}/{route}/{size}/seeds",
+    output:
+        "results/seq2seq/eval/{teacher}/{task}/{corpus}/{route}/{size}.json",
+        "results/seq2seq/eval/{teacher}/{task}/{corpus}/{route}/{size}.outputs.jsonl",
+    log:
+        "results/logs/seq2seq/evaluate/{teacher}/{task}/{corpus}/{route}/{size}.log",
+    conda:
+        "../../envs/medistill.yaml"
+    threads: rule_threads("eval_rules")
+    resources:
+        **rule_resources("eval_rules"),
+    params:
+        identity=lambda wildcards: s2s_identity(wildcards, "student"),
+        settings=s2s_evaluation_settings,
+    script:
+        "../scripts/evaluate_seq2seq.py"
+
+
+rule evaluate_seq2seq_teacher:
+    input:
+        unpack(s2s_test_files),
+        unpack(s2s_teacher_folder),
+    output:
+        "results/seq2seq/eval/{teacher}/{task}/teacher.json",
+        "results/seq2seq/eval/{teacher}/{task}/teacher.outputs.jsonl",
+    log:
+        "results/logs/seq2seq/evaluate/{teacher}/{task}/teacher.log",
+    conda:
+        "../../envs/medistill.yaml"
+    threads: rule_threads("eval_rules")
+    resources:
+        **rule_resources("eval_rules"),
+    params:
+        identity=lambda wildcards: s2s_identity(wildcards, "teacher"),
+        settings=s2s_evaluation_settings,
+    script:
+        "../scripts/evaluate_seq2seq.py"
+
+
+# The lead baseline (the report's first sentences): what any teacher must beat.
+rule evaluate_seq2seq_lead:
+    input:
+        unpack(s2s_test_files),
+    output:
+        "results/seq2seq/eval/lead/{task}.json",
+        "results/seq2seq/eval/lead/{task}.outputs.jsonl",
+    log:
+        "results/logs/seq2seq/evaluate/lead/{task}.log",
+    conda:
+        "../../envs/medistill.yaml"
+    threads: rule_threads("cpu_rules")
+    resources:
+        **rule_resources("cpu_rules"),
+    params:
+        identity=lambda wildcards: s2s_identity(wildcards, "baseline"),
+        settings=s2s_evaluation_settings,
+    script:
+        "../scripts/evaluate_seq2seq.py"
+
+
+rule seq2seq_report:
+    input:
+        s2s_evaluation_files,
+    output:
+        csv=report(
+            "results/seq2seq/report/tradeoff.csv",
+            caption="../report/seq2seq_tradeoff.rst",
+            category="Seq2seq",
+        ),
+        html=report(
+            "results/seq2seq/report/report.html",
+            caption="../report/seq2seq_report.rst",
+            category="Seq2seq",
+        ),
+        plots=expand(
+            "results/seq2seq/report/pareto_rougeL_{cost}.{ext}",
+            cost=["latency", "params"],
+            ext=["png", "svg"],
+        ),
+    log:
+        "results/logs/seq2seq/report.log",
+    conda:
+        "../../envs/medistill.yaml"
+    threads: rule_threads("cpu_rules")
+    resources:
+        **rule_resources("cpu_rules"),
+    params:
+        settings=s2s_report_settings,
+    script:
+        "../scripts/seq2seq_report.py"

@@ -1,0 +1,12 @@
+from medistill.runtime import prepare_job
+from medistill.seq2seq_distill import cache_teacher_outputs
+from medistill.tracking import run_logger
+
+prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)
+cache_teacher_outputs(
+    snakemake.params.settings,
+    teacher_dir=snakemake.input.teacher,
+    docs_path=snakemake.input.docs,
+    out_path=snakemake.output[0],
+    log_run=run_logger(snakemake.config),
+)

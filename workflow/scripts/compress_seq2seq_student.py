@@ -1,0 +1,11 @@
+from medistill.runtime import prepare_job
+from medistill.seq2seq_distill import compress_seq2seq_runs
+
+prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)
+compress_seq2seq_runs(
+    snakemake.input.model,
+    snakemake.input.seeds,
+    snakemake.output.model,
+    snakemake.output.seeds,
+    remote=snakemake.params.settings["trust_remote_code"],
+)

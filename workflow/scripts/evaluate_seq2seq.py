@@ -1,0 +1,15 @@
+from medistill.runtime import prepare_job
+from medistill.seq2seq_evaluate import evaluate_seq2seq
+from medistill.tracking import run_logger
+
+prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)
+tests = {k: snakemake.input[k] for k in ("clean", "typo5", "abbrev", "unseen")}
+evaluate_seq2seq(
+    snakemake.params.settings,
+    test_files=tests,
+    out_path=snakemake.output[0],
+    identity=snakemake.params.identity,
+    log_run=run_logger(snakemake.config),
+    model_dir=snakemake.input.get("model"),
+    seeds_dir=snakemake.input.get("seeds"),
+)
