@@ -138,3 +138,67 @@ def test_bad_pair_file_stops_before_any_job(tiny_bert, tmp_path):
     assert run.returncode != 0
     assert f"{pairs} line 2" in run.stderr + run.stdout
     assert not (tmp_path / "results").exists()
+
+
+SEQ2SEQ_HUB_TEACHERS = {  # their real depths; config.json alone, as a downloaded snapshot has
+    "moussaKam/barthez": {"encoder_layers": 6, "decoder_layers": 6},
+    "moussaKam/mbarthez": {"encoder_layers": 12, "decoder_layers": 12},
+    "google/mt5-small": {"num_layers": 8, "num_decoder_layers": 8},
+}
+
+
+def _fake_seq2seq_hub(cache: Path) -> Path:
+    commit = "0" * 40
+    for repo, depths in SEQ2SEQ_HUB_TEACHERS.items():
+        folder = cache / ("models--" + repo.replace("/", "--"))
+        (folder / "refs").mkdir(parents=True)
+        (folder / "refs" / "main").write_text(commit)
+        snapshot = folder / "snapshots" / commit
+        snapshot.mkdir(parents=True)
+        (snapshot / "config.json").write_text(json.dumps({"is_encoder_decoder": True} | depths))
+    return cache
+
+
+def test_hub_seq2seq_config_validates_and_plans_the_grid(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from medistill.config import _merge, validate_config
+    from medistill.errors import ConfigError
+
+    default = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    hub = yaml.safe_load((ROOT / "config" / "seq2seq-hub.yaml").read_text())
+
+    raw = _merge(default, hub)
+    cache = _fake_seq2seq_hub(tmp_path / "hub")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    config = validate_config(raw, where="seq2seq-hub.yaml")
+    assert config["families"] == ["seq2seq"] and config["allow_network"] is True
+    too_deep = _merge(raw, {"seq2seq": {"sizes": {"E3D1": {"encoder_layers": 7}}}})
+    with pytest.raises(ConfigError, match=r"E3D1.encoder_layers is 7 but teacher 'barthez'"):
+        validate_config(too_deep, where="seq2seq-hub.yaml")
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    run = _snakemake(
+        tmp_path, "-n", "--cores", "2", "--configfile", str(ROOT / "config" / "seq2seq-hub.yaml")
+    )
+    assert run.returncode == 0, run.stderr
+    stats = run.stdout.split("Job stats:")[1].split("\n\n")[0]
+    counts = {line.split()[0]: int(line.split()[1]) for line in stats.splitlines()[3:]}
+    # 2 tasks x 3 teachers; students: (shrink on gold + 2 KD routes on one corpus) x 3 trained
+    # sizes, each with 1 int8 copy; 3 seeds run inside each training job.
+    expected = {
+        "prepare_pairs": 2,
+        "prepare_teacher": 3,
+        "finetune_seq2seq_teacher": 6,
+        "cache_teacher_outputs": 6,
+        "cache_teacher_topk": 6,
+        "distill_seq2seq_student": 54,
+        "compress_seq2seq_student": 18,
+        "evaluate_seq2seq_teacher": 6,
+        "evaluate_seq2seq_lead": 2,
+        "evaluate_seq2seq_student": 72,
+        "seq2seq_report": 1,
+    }
+    assert {rule: counts.get(rule) for rule in expected} == expected, stats
+    assert "finetune_teacher" not in counts  # the NER family is not run
+    assert not (tmp_path / "results").exists()

@@ -67,7 +67,7 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _table(df: pd.DataFrame) -> str:
+def html_table(df: pd.DataFrame) -> str:
     table = df.to_html(
         index=False, border=0, classes="table", na_rep="", float_format="{:.4g}".format
     )
@@ -86,16 +86,16 @@ def _baseline_table(df: pd.DataFrame) -> str:
         f"<p>Distillation helped (F1 above the gold-only baseline, paired bootstrap over test "
         f"sentences, p &lt; {SIGNIFICANCE_LEVEL}) for {helped} of {len(rows)} students; "
         f"{higher} scored higher than their baseline at all (same student, same steps, no "
-        "teacher).</p>" + _table(rows.loc[:, columns])
+        "teacher).</p>" + html_table(rows.loc[:, columns])
     )
 
 
-def _img(path: Path, alt: str) -> str:
+def html_image(path: Path, alt: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
 
 
-def _licence_tables(config: Mapping) -> str:
+def licence_tables(config: Mapping) -> str:
     sweep = config.get("sweep", {})
     teachers = pd.DataFrame(
         [
@@ -113,9 +113,9 @@ def _licence_tables(config: Mapping) -> str:
     )
     return (
         "<h3>Teachers</h3>"
-        + (_table(teachers) if not teachers.empty else "<p>none</p>")
+        + (html_table(teachers) if not teachers.empty else "<p>none</p>")
         + "<h3>Corpora</h3>"
-        + (_table(corpora) if not corpora.empty else "<p>none</p>")
+        + (html_table(corpora) if not corpora.empty else "<p>none</p>")
         + "<p>A student's weights derive from its teacher's: the teacher's licence applies.</p>"
     )
 
@@ -159,15 +159,15 @@ def render_html(
     columns = [*LEAD_COLUMNS, *[c for c in FRONTS if c in df.columns]]
     columns += [c for c in ("disk_mb", "latency_ms_b1_p95") if c in df.columns]
     figures = "\n".join(
-        f"<figure>{_img(path, title)}<figcaption>{html.escape(title)}</figcaption></figure>"
+        f"<figure>{html_image(path, title)}<figcaption>{html.escape(title)}</figcaption></figure>"
         for title, path in plots.items()
     )
     config_text = yaml.safe_dump(dict(config or {}), sort_keys=False, allow_unicode=True)
-    env_table = _table(pd.DataFrame({"item": list(env), "value": list(env.values())}))
+    env_table = html_table(pd.DataFrame({"item": list(env), "value": list(env.values())}))
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     budgets = (
         # a budget no student meets says so instead of showing an empty cell
-        _table(recommendations.replace({"model": {"": "no student fits"}}))
+        html_table(recommendations.replace({"model": {"": "no student fits"}}))
         if not recommendations.empty
         else "<p>No budget in the config (<code>report.budgets</code>).</p>"
     )
@@ -189,11 +189,11 @@ of the test words; latency is the median CPU time per sentence at batch size 1. 
 {figures}
 <h2 id="fronts">Pareto fronts</h2>
 <p>Models no other model of the same task beats on both axes.</p>
-{_table(pd.DataFrame(front_rows))}
+{html_table(pd.DataFrame(front_rows))}
 <h2 id="table">Trade-off table</h2>
-{_table(df.loc[:, columns])}
+{html_table(df.loc[:, columns])}
 <h2 id="licences">Licences</h2>
-{_licence_tables(config or {})}
+{licence_tables(config or {})}
 <h2 id="config">Configuration</h2>
 <pre>{html.escape(config_text)}</pre>
 <h2 id="environment">Environment (of the report step)</h2>

@@ -94,10 +94,10 @@ def shrink(teacher, encoder_layers: int | None, decoder_layers: int | None, size
 def _set_depth(config, half: str, layers: int) -> None:
     if hasattr(config, half) and hasattr(getattr(config, half), "num_hidden_layers"):
         getattr(config, half).num_hidden_layers = layers  # EncoderDecoderConfig
-    elif half == "encoder":
-        config.encoder_layers = layers
-    else:
-        config.decoder_layers = layers
+    elif hasattr(config, "num_decoder_layers"):  # T5: num_layers is the encoder's
+        setattr(config, "num_layers" if half == "encoder" else "num_decoder_layers", layers)
+    else:  # BART
+        setattr(config, f"{half}_layers", layers)
 
 
 def encode_pairs(tokenizer, pairs: list[dict], max_source: int, max_target: int) -> list[dict]:

@@ -40,10 +40,10 @@ from medistill.io import atomic_path, atomic_write  # noqa: E402
 from medistill.plots import STUDENT_MARKERS  # noqa: E402
 from medistill.report_html import (  # noqa: E402
     HTML_STYLE,
-    _img,
-    _licence_tables,
-    _table,
     environment,
+    html_image,
+    html_table,
+    licence_tables,
 )
 from medistill.tradeoff import pareto_front_per_task  # noqa: E402
 
@@ -498,7 +498,7 @@ def _lead_comparison(table: pd.DataFrame) -> str:
                 "ROUGE-L): copying the report's first sentences does as well, so its students "
                 "are distilled from a model not worth having."
             )
-    return "<p>" + "<br>".join(sentences) + "</p>" + _table(table)
+    return "<p>" + "<br>".join(sentences) + "</p>" + html_table(table)
 
 
 def render_seq2seq_html(
@@ -512,7 +512,7 @@ def render_seq2seq_html(
     import yaml
 
     figures = "\n".join(
-        f"<figure>{_img(path, title)}<figcaption>{html.escape(title)}</figcaption></figure>"
+        f"<figure>{html_image(path, title)}<figcaption>{html.escape(title)}</figcaption></figure>"
         for title, path in plots.items()
     )
     # The flattened robustness scores (rougeL_typo5, ...) follow the key columns.
@@ -524,17 +524,17 @@ def render_seq2seq_html(
     columns = [*LEAD_COLUMNS, *robustness]
     routes = compare_routes(df)
     routes_table = (
-        _route_summary(routes) + _table(routes)
+        _route_summary(routes) + html_table(routes)
         if not routes.empty
         else "<p>No student with a ROUGE-L score.</p>"
     )
-    env_table = _table(pd.DataFrame({"item": list(env), "value": list(env.values())}))
+    env_table = html_table(pd.DataFrame({"item": list(env), "value": list(env.values())}))
     if config:
         config_text = yaml.safe_dump(dict(config), sort_keys=False, allow_unicode=True)
         config_block = f"<pre>{html.escape(config_text)}</pre>"
         family = config.get("seq2seq", {})
         # Seq2seq teachers and transfer corpora are the top-level ones the family's sweep names.
-        licences = _licence_tables(
+        licences = licence_tables(
             {
                 "teachers": config.get("teachers", {}),
                 "corpora": config.get("corpora", {}),
@@ -572,7 +572,7 @@ standard deviation (<code>beyond seed std</code>: no) is no evidence for one rou
 <h2 id="plots">Plots</h2>
 {figures}
 <h2 id="table">Trade-off table</h2>
-{_table(df.loc[:, columns])}
+{html_table(df.loc[:, columns])}
 <h2 id="licences">Licences</h2>
 {licences}
 <h2 id="config">Configuration</h2>

@@ -523,7 +523,9 @@ def s2s_identity(wildcards, role):
 
 
 def s2s_report_settings(wildcards):
-    return {"seq2seq": S2S} | config_slice("teachers", "licences", "seed", "seeds")
+    return {"seq2seq": S2S} | config_slice(
+        "teachers", "corpora", "licences", "seed", "seeds"
+    )
 
 
 def external_pair_files(wildcards):
