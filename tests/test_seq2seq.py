@@ -165,3 +165,24 @@ def test_routes_build_their_examples_and_objectives(bert2bert):
         route_examples("word", tokenizer, PAIRS, generation, transfer, cached[:2])
     with pytest.raises(ValueError, match="unknown distillation route 'beam'"):
         route_examples("beam", tokenizer, PAIRS, generation)
+
+
+def test_an_int8_copy_generates_and_counts_as_its_original(bert2bert, tmp_path):
+    from medistill.compress import save_int8
+    from medistill.seq2seq_distill import fp32_parameters, load_seq2seq
+
+    teacher, tokenizer = bert2bert
+    student = shrink(teacher, encoder_layers=2, decoder_layers=1)
+    student.save_pretrained(tmp_path / "fp32")
+    tokenizer.save_pretrained(tmp_path / "fp32")
+    save_int8(student, tokenizer, tmp_path / "int8")
+    quantized, _ = load_seq2seq(tmp_path / "int8")
+    assert any(
+        type(m).__name__ == "Linear" and "quantized" in type(m).__module__
+        for m in quantized.modules()
+    )
+    sources = [p["source"] for p in PAIRS]
+    settings = {"max_source": 32, "max_new_tokens": 4, "num_beams": 1, "batch_size": 2}
+    outputs = generate_texts(quantized, tokenizer, sources, **settings, device="cpu")
+    assert len(outputs) == 2
+    assert fp32_parameters(tmp_path / "int8") == fp32_parameters(tmp_path / "fp32")

@@ -25,7 +25,7 @@ def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         env=env,
-        timeout=900,
+        timeout=1800,
     )
 
 

@@ -24,6 +24,7 @@ from medistill.io import atomic_path, read_json, read_jsonl, write_jsonl
 from medistill.losses import Seq2SeqObjective
 from medistill.seq2seq import encode_pairs, shrink, teacher_topk, warm_started
 from medistill.seq2seq_training import rouge_dev_score, route_examples, teacher_pairs
+from medistill.students import count_parameters
 from medistill.training import dev_summary, seed_list, train_seeds
 
 log = logging.getLogger("medistill")
@@ -49,6 +50,15 @@ def load_seq2seq(model_dir: str | Path, trust_remote_code: bool = False):
     quantized = quantize_int8(model)
     quantized.load_state_dict(torch.load(model_dir / INT8_WEIGHTS, weights_only=True))
     return quantized.eval(), tokenizer
+
+
+def fp32_parameters(model_dir: str | Path, trust_remote_code: bool = False) -> int:
+    """Parameters of a model folder's fp32 weights: an int8 copy counts as many as its
+    original (its quantised linear layers hold packed weights, not parameters), as for NER."""
+    from transformers import AutoModelForSeq2SeqLM
+
+    model = AutoModelForSeq2SeqLM.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+    return count_parameters(model)["params_total"]
 
 
 def seq2seq_teacher(base_dir: str | Path, trust_remote_code: bool = False):

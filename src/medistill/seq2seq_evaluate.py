@@ -24,9 +24,8 @@ from medistill.energy import track_energy
 from medistill.generation_scoring import lead_baseline, score_generations
 from medistill.io import read_json, read_jsonl, write_json, write_jsonl
 from medistill.seq2seq import generation_latency
-from medistill.seq2seq_distill import load_seq2seq
+from medistill.seq2seq_distill import fp32_parameters, load_seq2seq
 from medistill.seq2seq_training import generate
-from medistill.students import count_parameters
 
 SCORES = ("rouge1", "rouge2", "rougeL", "entity_recall", "entity_precision")
 SCORES += ("hallucinated_per_output", "answerable")
@@ -115,7 +114,7 @@ def evaluate_seq2seq(
         sources = [p["source"] for p in clean[: family["evaluate"]["latency_outputs"]]]
         threads = config["evaluate"]["latency_threads"]
         efficiency = _timed(kept, kept_tokenizer, sources, generation, threads)
-        efficiency["params_total"] = count_parameters(kept)["params_total"]
+        efficiency["params_total"] = fp32_parameters(model_dir, remote)
         efficiency["disk_mb"] = model_disk_mb(model_dir)
     result = identity | {"seeds": seeds} | _mean_and_std(per_seed)
     if seeds:  # the lead baseline has no runs
