@@ -203,7 +203,7 @@ def load_task(spec: dict, max_words: int, allow_network: bool | None = None) -> 
     else:
         documents = _documents(fmt, path, spec, labels, seed, counts)
         if "dev" not in documents and "train" in documents:
-            documents["train"], documents["dev"] = _carve(documents["train"], dev_fraction, seed)
+            documents["train"], documents["dev"] = carve_dev(documents["train"], dev_fraction, seed)
         policy = Counter()
         mentions = 0
         for docs in documents.values():
@@ -226,7 +226,7 @@ def load_task(spec: dict, max_words: int, allow_network: bool | None = None) -> 
         }
     if documents is None:
         if "dev" not in sentences and "train" in sentences:
-            sentences["train"], sentences["dev"] = _carve(sentences["train"], dev_fraction, seed)
+            sentences["train"], sentences["dev"] = carve_dev(sentences["train"], dev_fraction, seed)
         sentences = {split: cut_sentences(ss, max_words) for split, ss in sentences.items()}
     for split in SPLITS:
         if not sentences.get(split):
@@ -313,7 +313,9 @@ def cut_sentences(sentences: list[dict], max_words: int) -> list[dict]:
     return out
 
 
-def _carve(items: list, fraction: float, seed: int) -> tuple[list, list]:
+def carve_dev(items: list, fraction: float, seed: int) -> tuple[list, list]:
+    """(train, dev): a seeded `fraction` of `items` (at least one) as dev, order kept; the NER
+    loaders and the seq2seq pair tasks cut alike."""
     order = list(range(len(items)))
     random.Random(f"{seed}/dev").shuffle(order)
     n_dev = max(1, round(len(items) * fraction)) if len(items) > 1 else 0

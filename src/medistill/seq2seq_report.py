@@ -23,7 +23,6 @@ front, its page style, tables and environment block, not its table or plot code.
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,7 +44,7 @@ from medistill.report_html import (  # noqa: E402
     html_table,
     licence_tables,
 )
-from medistill.tradeoff import pareto_front_per_task  # noqa: E402
+from medistill.tradeoff import pareto_front_per_task, read_evaluation  # noqa: E402
 
 FAMILY = "seq2seq"
 REQUIRED_KEYS = (
@@ -139,16 +138,8 @@ OTHER_ROUTE_MARKER = STUDENT_MARKERS[len(STUDENT_ROUTES)]
 
 
 def _read_evaluation(path: Path) -> dict:
-    """Read one evaluation file, failing with the file name so a bad run is easy to find."""
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
-    if not isinstance(record, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(record).__name__}")
-    missing = [key for key in REQUIRED_KEYS if key not in record]
-    if missing:
-        raise ValueError(f"{path}: missing required key(s) {', '.join(missing)}")
+    """`tradeoff.read_evaluation` with the seq2seq keys, and of the seq2seq family."""
+    record = read_evaluation(path, REQUIRED_KEYS)
     if record["family"] != FAMILY:
         # An NER evaluation given by mistake would otherwise fail later on a missing column.
         raise ValueError(f"{path}: family is {record['family']!r}, expected {FAMILY!r}")

@@ -39,6 +39,7 @@ from medistill.french import strip_accents
 from medistill.hf_datasets import HF_SPLITS, open_hf_dataset
 from medistill.io import write_json, write_jsonl
 from medistill.lexicons import load_lexicons
+from medistill.loaders import carve_dev
 from medistill.pairs import TASKS, load_pairs, synthetic_pairs
 from medistill.tasks import TYPO_SETS
 
@@ -120,19 +121,6 @@ def _heldout_pairs(kind: str, count: int, seed: int, lexicons) -> tuple[list[dic
     }
 
 
-def _carve_dev(pairs: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
-    """(train, dev): a seeded `fraction` of the pairs (at least one) as dev, order kept; the
-    same draw as the NER loaders' (`medistill.loaders`), so both families cut alike."""
-    order = list(range(len(pairs)))
-    random.Random(f"{seed}/dev").shuffle(order)
-    n_dev = max(1, round(len(pairs) * fraction)) if len(pairs) > 1 else 0
-    dev = set(order[:n_dev])
-    return (
-        [pair for i, pair in enumerate(pairs) if i not in dev],
-        [pair for i, pair in enumerate(pairs) if i in dev],
-    )
-
-
 def _check_not_empty(splits: dict[str, list[dict]], where: str) -> None:
     for split in SPLITS:
         if not splits.get(split):
@@ -153,7 +141,7 @@ def _file_splits(kind: str, spec: dict) -> dict[str, list[dict]]:
         if spec.get(split)
     }
     if "dev" not in splits:
-        splits["train"], splits["dev"] = _carve_dev(
+        splits["train"], splits["dev"] = carve_dev(
             splits["train"], spec.get("dev_fraction", DEFAULT_DEV_FRACTION), spec.get("seed", 0)
         )
     _check_not_empty(splits, f"pair files {spec['train']}")
@@ -239,7 +227,7 @@ def _hf_splits(kind: str, spec: dict, allow_network: bool) -> tuple[dict[str, li
             data[split_name], kind, where, f"{name}-{split_name}-", fields
         )
     if "dev" not in splits:
-        splits["train"], splits["dev"] = _carve_dev(
+        splits["train"], splits["dev"] = carve_dev(
             splits["train"], spec.get("dev_fraction", DEFAULT_DEV_FRACTION), spec.get("seed", 0)
         )
     _check_not_empty(splits, f"huggingface dataset {label}")

@@ -68,7 +68,7 @@ BUDGET_LIMITS = {
 }
 
 
-def _read_evaluation(path: Path) -> dict:
+def read_evaluation(path: Path, required_keys: tuple[str, ...] = REQUIRED_KEYS) -> dict:
     """Read one evaluation file, failing with the file name so a bad run is easy to find."""
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
@@ -76,7 +76,7 @@ def _read_evaluation(path: Path) -> dict:
         raise ValueError(f"{path}: not valid JSON ({err})") from err
     if not isinstance(record, dict):
         raise ValueError(f"{path}: expected a JSON object, got {type(record).__name__}")
-    missing = [key for key in REQUIRED_KEYS if key not in record]
+    missing = [key for key in required_keys if key not in record]
     if missing:
         raise ValueError(f"{path}: missing required key(s) {', '.join(missing)}")
     return record
@@ -84,7 +84,7 @@ def _read_evaluation(path: Path) -> dict:
 
 def load_evaluations(paths: Iterable[str | Path]) -> pd.DataFrame:
     """One row per evaluation file; nested dicts become dotted columns (``per_type.DISO.f1``)."""
-    records = [_read_evaluation(Path(p)) for p in paths]
+    records = [read_evaluation(Path(p)) for p in paths]
     if not records:
         return pd.DataFrame(columns=list(REQUIRED_KEYS))
     df = pd.json_normalize(records, sep=".")
