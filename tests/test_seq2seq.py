@@ -186,3 +186,20 @@ def test_an_int8_copy_generates_and_counts_as_its_original(bert2bert, tmp_path):
     outputs = generate_texts(quantized, tokenizer, sources, **settings, device="cpu")
     assert len(outputs) == 2
     assert fp32_parameters(tmp_path / "int8") == fp32_parameters(tmp_path / "fp32")
+
+
+def test_a_seed_run_is_reused_only_for_the_same_settings_and_inputs(tmp_path):
+    from medistill.seq2seq_distill import job_fingerprint
+
+    teacher, pairs = tmp_path / "teacher", tmp_path / "train.jsonl"
+    teacher.mkdir()
+    (teacher / "config.json").write_text("{}")
+    (teacher / "model.safetensors").write_bytes(b"weights")
+    pairs.write_text('{"source": "a", "target": "b"}\n')
+    settings = {"seq2seq": {"generation": {"max_new_tokens": 8}}}
+    before = job_fingerprint(settings, [teacher, pairs])
+    assert job_fingerprint(settings, [teacher, pairs]) == before
+    edited = {"seq2seq": {"generation": {"max_new_tokens": 16}}}
+    assert job_fingerprint(edited, [teacher, pairs]) != before
+    (teacher / "model.safetensors").write_bytes(b"retrained")  # a retrained teacher
+    assert job_fingerprint(settings, [teacher, pairs]) != before

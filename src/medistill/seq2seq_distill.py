@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import torch
 
 from medistill.compress import INT8_WEIGHTS, compression_kind, quantize_int8, save_int8
 from medistill.device import choose_device
-from medistill.hashing import config_hash
+from medistill.hashing import config_hash, file_sha256
 from medistill.io import atomic_path, read_json, read_jsonl, write_jsonl
 from medistill.losses import Seq2SeqObjective
 from medistill.seq2seq import encode_pairs, shrink, teacher_topk, warm_started
@@ -34,6 +35,18 @@ def _family(config: dict) -> tuple[dict, dict]:
     """The seq2seq block, and the config with the family's seed count (`seq2seq.seeds`)."""
     family = config["seq2seq"]
     return family, config | {"seeds": family.get("seeds") or config["seeds"]}
+
+
+def job_fingerprint(settings: dict, inputs: list[str | Path]) -> str:
+    """What a finished seed run was trained from: the job's settings and its input files (a
+    folder by its weights and config), so a rerun after an edit or a retrained teacher never
+    resumes a run made from the old ones."""
+    digests = []
+    for path in map(Path, inputs):
+        weights = sorted(path.glob("*.safetensors")) + [path / "config.json"]
+        files = weights if path.is_dir() else [path]
+        digests += [file_sha256(f) for f in files]
+    return config_hash({"settings": settings, "inputs": digests})
 
 
 def load_seq2seq(model_dir: str | Path, trust_remote_code: bool = False):
@@ -144,7 +157,7 @@ def finetune_seq2seq_teacher(
         tokenizer,
         task_dir,
         checkpoint=checkpoint,
-        fingerprint=config_hash({"source": spec["source"], "recipe": recipe, "n": len(pairs)}),
+        fingerprint=job_fingerprint(config, [base_dir, Path(task_dir) / "train.jsonl"]),
         desc=f"fine-tuning {teacher} on {task}",
         out_dir=out_dir,
         seeds_dir=seeds_dir,
@@ -284,7 +297,10 @@ def distill_seq2seq_student(
         tokenizer,
         task_dir,
         checkpoint=checkpoint,
-        fingerprint=config_hash({"names": names, "recipe": recipe, "n": len(examples)}),
+        fingerprint=job_fingerprint(
+            config | {"names": names},
+            [teacher_dir, Path(task_dir) / "train.jsonl", *filter(None, (outputs_path, topk_path))],
+        ),
         desc=f"distilling {described}",
         out_dir=out_dir,
         seeds_dir=seeds_dir,
@@ -304,8 +320,6 @@ def compress_seq2seq_runs(
     model_dir: Path, seeds_dir: Path, out_dir: Path, out_seeds_dir: Path, remote: bool
 ) -> None:
     """int8 copies of a student's kept run and of its other seeds' runs."""
-    import shutil
-
     runs = [(Path(model_dir), Path(out_dir))] + [
         (run, Path(out_seeds_dir) / run.name) for run in sorted(Path(seeds_dir).glob("seed-*"))
     ]
