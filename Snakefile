@@ -20,6 +20,7 @@ include: "workflow/rules/distill.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/seq2seq.smk"
+include: "workflow/rules/generative.smk"
 
 
 rule all:

@@ -119,6 +119,11 @@ EDITS = {
         "sizes: {L1: {cut_from: pretrained}}\n",
         {"distill_student": 2, "compress_student": 2, "evaluate_student": 4, "report": 1},
     ),
+    # A generative tagger joins the comparison: its training and evaluation, and the report.
+    "generative.sweep": (
+        "generative: {taggers: {gen: {kind: finetuned, from: minilm-l6}}, sweep: [gen]}\n",
+        {"finetune_generative_tagger": 1, "evaluate_generative_tagger": 1, "report": 1},
+    ),
     # What only the report reads.
     "report.budgets": (
         "report: {budgets: [{name: tiny, max_params: 1000}]}\n",

@@ -118,6 +118,11 @@ def with_defaults(config: dict) -> dict:
             licences = sorted({teachers[m]["licence"] for m in teacher["mix"] if m in teachers})
             teacher["licence"] = " AND ".join(licences)
             teacher["task"] = teachers.get(teacher["init"], {}).get("task")
+    tagger_defaults = schema["properties"]["generative"]["properties"]["taggers"]
+    shots = tagger_defaults["additionalProperties"]["properties"]["shots"]["default"]
+    for tagger in merged["generative"]["taggers"].values():
+        if tagger["kind"] == "prompted":
+            tagger.setdefault("shots", shots)
     return merged
 
 
@@ -213,12 +218,14 @@ def _check_local_paths(config: dict, where: str) -> None:
                 )
 
 
-def _check_licence(name: str, licence: str, config: dict, where: str) -> None:
+def _check_licence(
+    name: str, licence: str, config: dict, where: str, section: str = "teachers"
+) -> None:
     licences = config["licences"]
     if licence in licences["allowed"] or name in licences["accept"]:
         return
     raise ConfigError(
-        f"{where}: teachers.{name}.licence is '{licence}', which is not in licences.allowed "
+        f"{where}: {section}.{name}.licence is '{licence}', which is not in licences.allowed "
         f"({', '.join(licences['allowed'])}); check that its terms fit your use, then add "
         f"'{name}' to licences.accept or the licence to licences.allowed"
     )
@@ -273,6 +280,35 @@ def _check_teachers(config: dict, where: str) -> None:
                     "no masked-LM head and distill.general.hidden_layers is empty: there is "
                     "nothing to distil; list hidden layers or use mode: task"
                 )
+
+
+def _check_generative(config: dict, where: str) -> None:
+    """The generative taggers of the NER comparison: names, the teacher a fine-tuned one starts
+    from, licences and local paths, checked before any job."""
+    from medistill.errors import TeacherSourceError
+    from medistill.teachers import resolve_teacher
+
+    family = config["generative"]
+    for name in family["sweep"]:
+        if name not in family["taggers"]:
+            raise ConfigError(
+                f"{where}: generative.sweep names '{name}', which is not defined under "
+                f"'generative.taggers' (defined: {', '.join(family['taggers']) or 'none'})"
+            )
+        tagger = family["taggers"][name]
+        if tagger["kind"] == "finetuned":
+            base = config["teachers"].get(tagger["from"], {})
+            if "source" not in base:
+                raise ConfigError(
+                    f"{where}: generative.taggers.{name}.from is '{tagger['from']}', which is "
+                    "not a teacher with a source under 'teachers'; name one"
+                )
+            continue
+        _check_licence(name, tagger["licence"], config, where, "generative.taggers")
+        try:
+            resolve_teacher(tagger["source"], allow_network=config["allow_network"])
+        except TeacherSourceError as error:
+            raise ConfigError(f"{where}: generative.taggers.{name}.source: {error}") from None
 
 
 def _check_seq2seq(config: dict, where: str) -> None:
@@ -371,4 +407,5 @@ def validate_config(config: dict, where: str = "config") -> dict:
     _check_teachers(config, where)
     if "seq2seq" in config["families"]:
         _check_seq2seq(config, where)
+    _check_generative(config, where)
     return config

@@ -90,6 +90,41 @@ def _baseline_table(df: pd.DataFrame) -> str:
     )
 
 
+GENERATIVE_COLUMNS = (
+    "teacher",
+    "size",
+    "licence",
+    "f1",
+    "f1_typo5",
+    "f1_retention",
+    "speedup",
+    "latency_ms_b1",
+    "params_total",
+    "parse.lines",
+    "parse.malformed",
+    "parse.unknown_type",
+    "parse.not_found",
+    "parse.overlapping",
+    "parse.unparsed_share",
+)
+
+
+def _generative_table(df: pd.DataFrame) -> str:
+    """The generative taggers beside the encoder teacher: what their outputs kept and lost."""
+    rows = df[df["role"] == "generative"]
+    if rows.empty:
+        return "<p>No generative tagger (<code>generative.sweep</code> is empty).</p>"
+    columns = [c for c in GENERATIVE_COLUMNS if c in rows.columns]
+    return (
+        "<p>Each tagger writes <code>TYPE: mention</code> lines, aligned back to the sentence's "
+        "words and scored like the encoders; retention and speedup are against the sweep's "
+        "first encoder teacher. <code>parse.*</code> counts output lines on the clean test set "
+        "that could not be used: malformed, of an unknown type, not found in the sentence, "
+        "or overlapping an earlier mention.</p>"
+        + html_table(rows.loc[:, columns].rename(columns={"teacher": "tagger", "size": "kind"}))
+    )
+
+
 def html_image(path: Path, alt: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
@@ -111,9 +146,24 @@ def licence_tables(config: Mapping) -> str:
             if n in sweep.get("corpora", [n])
         ]
     )
+    generative = config.get("generative", {})
+    taggers = pd.DataFrame(
+        [
+            {
+                "tagger": n,
+                "source": t.get("source", f"BERT2BERT from teacher {t.get('from')}"),
+                "licence": t.get(
+                    "licence", config.get("teachers", {}).get(t.get("from"), {}).get("licence")
+                ),
+            }
+            for n, t in generative.get("taggers", {}).items()
+            if n in generative.get("sweep", [])
+        ]
+    )
     return (
         "<h3>Teachers</h3>"
         + (html_table(teachers) if not teachers.empty else "<p>none</p>")
+        + ("<h3>Generative taggers</h3>" + html_table(taggers) if not taggers.empty else "")
         + "<h3>Corpora</h3>"
         + (html_table(corpora) if not corpora.empty else "<p>none</p>")
         + "<p>A student's weights derive from its teacher's: the teacher's licence applies.</p>"
@@ -185,6 +235,8 @@ of the test words; latency is the median CPU time per sentence at batch size 1. 
 {budgets}
 <h2 id="baselines">Distillation against its baseline</h2>
 {_baseline_table(df)}
+<h2 id="generative">Generative taggers</h2>
+{_generative_table(df)}
 <h2 id="plots">Plots</h2>
 {figures}
 <h2 id="fronts">Pareto fronts</h2>

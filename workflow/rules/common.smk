@@ -141,7 +141,7 @@ def evaluation_files(wildcards):
         size=SWEEP["sizes"],
         task=TASK,
     )
-    return teachers + students
+    return teachers + students + generative_evaluation_files()
 
 
 # Per-job resources of each group of rules, from the config's `resources` (one place to edit),
@@ -531,3 +531,45 @@ def s2s_report_settings(wildcards):
 def external_pair_files(wildcards):
     files = S2S["tasks"][wildcards.task].get("files", {})
     return [files[key] for key in ("train", "dev", "test") if key in files]
+
+
+# ---------------------------------------------------------------------------------------------
+# Generative taggers in the NER comparison (generative.smk)
+
+GENERATIVE = config["generative"]
+
+
+def tagger_spec(wildcards):
+    return GENERATIVE["taggers"][wildcards.tagger]
+
+
+def generative_settings(wildcards):
+    """A tagger's own entry, and what its training or evaluation reads (a fine-tuned one: its
+    base teacher's source and licence, and the fine-tuning recipe)."""
+    spec = tagger_spec(wildcards)
+    part = config_slice(*MODEL_KEYS, "seeds", "evaluate", "energy") | {
+        "generative": {
+            "taggers": {wildcards.tagger: spec},
+            "generation": GENERATIVE["generation"],
+        }
+    }
+    if spec["kind"] == "finetuned":
+        teacher = only(config["teachers"][spec["from"]], ("source", "licence"))
+        part["teachers"] = {spec["from"]: teacher}
+        part["generative"]["finetune"] = GENERATIVE["finetune"]
+    return part
+
+
+def generative_model(wildcards):
+    """A fine-tuned tagger's folder; a prompted one is read from its source by the job."""
+    if tagger_spec(wildcards)["kind"] != "finetuned":
+        return {}
+    return {"model": f"results/generative/{wildcards.tagger}/{wildcards.task}/model"}
+
+
+def generative_evaluation_files(wildcards=None):
+    return expand(
+        "results/generative/{tagger}/{task}/eval.json",
+        tagger=GENERATIVE["sweep"],
+        task=TASK,
+    )

@@ -1,0 +1,301 @@
+"""Generative models in the NER comparison: a tagger that writes its mentions as text
+(`medistill.tagging_text`), scored by the same seqeval protocol, on the same test and
+robustness sets, as the encoder teacher and its students.
+
+Two kinds of tagger:
+- `finetuned`: an encoder-decoder fine-tuned on the task's train split, sentence -> linearised
+  `TYPE: mention` lines. From an encoder (`from`: a `teachers` entry) it is a BERT2BERT
+  warm-started with `medistill.seq2seq.warm_started`, so one runs offline here; from a hub
+  encoder-decoder (BARThez, mT5), that model.
+- `prompted`: a causal LM with a chat template (`AutoModelForCausalLM`), zero- or few-shot, the
+  examples drawn from the train split with the config's seed.
+
+Both decode greedily with transformers' `generate`. Every output line that cannot be parsed or
+aligned to the sentence's words is counted (`ParseCounts`) and reported with the scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medistill.compress import model_disk_mb
+from medistill.device import choose_device
+from medistill.energy import track_energy
+from medistill.io import read_json, read_jsonl, write_json
+from medistill.lexicons import LABELS
+from medistill.losses import Seq2SeqObjective
+from medistill.scoring import ner_scores, sentence_counts
+from medistill.seq2seq import encode_pairs, generate_texts, warm_started
+from medistill.seq2seq_distill import job_fingerprint
+from medistill.tagging_text import (
+    ParseCounts,
+    chat_messages,
+    few_shot_examples,
+    linearise,
+    parse_mentions,
+)
+from medistill.teachers import fetch_teacher
+from medistill.training import train_seeds
+
+# French descriptions of the entity types, for prompts (the types of `lexicons.LABELS`).
+TYPE_DESCRIPTIONS = {
+    "DISO": "maladie, trouble ou diagnostic",
+    "SOSY": "signe ou symptôme",
+    "CHEM": "médicament ou substance chimique",
+    "ANAT": "partie du corps",
+    "PROC": "procédure, examen ou acte médical",
+}
+
+
+def sentence_pairs(sentences: Sequence[dict]) -> list[dict]:
+    """Each tagged sentence as a pair: its words joined by spaces -> its linearised mentions."""
+    return [
+        {"id": s["id"], "source": " ".join(s["words"]), "target": linearise(s["words"], s["tags"])}
+        for s in sentences
+    ]
+
+
+def tag_outputs(
+    outputs: Sequence[str], sentences: Sequence[dict], entity_types: Sequence[str] = LABELS
+) -> tuple[list[list[str]], ParseCounts]:
+    """IOB2 tags of each sentence from its output, and the parse counts over all of them."""
+    total, tags = ParseCounts(), []
+    for output, sentence in zip(outputs, sentences, strict=True):
+        sentence_tags, counts = parse_mentions(output, sentence["words"], entity_types)
+        tags.append(sentence_tags)
+        total.add(counts)
+    return tags, total
+
+
+# ---------------------------------------------------------------------------------------------
+# Outputs
+
+
+def seq2seq_outputs(model, tokenizer, sentences: Sequence[dict], generation: dict, device) -> list:
+    """A fine-tuned tagger's greedy outputs, one per sentence."""
+    return generate_texts(
+        model,
+        tokenizer,
+        [" ".join(s["words"]) for s in sentences],
+        max_source=generation["max_source"],
+        max_new_tokens=generation["max_new_tokens"],
+        num_beams=1,
+        batch_size=generation["batch_size"],
+        device=device,
+    )
+
+
+@torch.no_grad()
+def prompted_outputs(
+    model, tokenizer, sentences: Sequence[dict], examples: Sequence[dict], generation: dict, device
+) -> list[str]:
+    """A causal LM's greedy answers to each sentence's chat (the same examples for every
+    sentence), left-padded in batches; only the generated part is decoded."""
+    model.eval().to(device)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    prompts = [
+        tokenizer.apply_chat_template(
+            chat_messages(s["words"], TYPE_DESCRIPTIONS, examples),
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+        for s in sentences
+    ]
+    outputs = []
+    for start in range(0, len(prompts), generation["batch_size"]):
+        batch = tokenizer(
+            prompts[start : start + generation["batch_size"]],
+            return_tensors="pt",
+            padding=True,
+            add_special_tokens=False,
+            return_token_type_ids=False,
+        ).to(device)
+        generated = model.generate(
+            **batch,
+            max_new_tokens=generation["max_new_tokens"],
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        answers = generated[:, batch["input_ids"].shape[1] :]
+        outputs.extend(t.strip() for t in tokenizer.batch_decode(answers, skip_special_tokens=True))
+    return outputs
+
+
+# ---------------------------------------------------------------------------------------------
+# Fine-tuning
+
+
+def finetune_generative_tagger(
+    config: dict,
+    tagger: str,
+    base_dir: Path,
+    task_dir: Path,
+    out_dir: Path,
+    seeds_dir: Path,
+    checkpoint: Path,
+    log_run: Callable[..., object],
+) -> list[dict]:
+    """Fine-tune a `finetuned` tagger on the task's train sentences, one run per seed, each
+    kept at its best dev F1 (its outputs parsed and scored like any tagger's); a killed run
+    resumes from its checkpoint when the settings and input files are unchanged."""
+    family = config["generative"]
+    generation = family["generation"]
+    device = choose_device(config["device"])
+    _, tokenizer = warm_started(Path(base_dir), config["trust_remote_code"])
+    train = read_jsonl(Path(task_dir) / "train.jsonl")
+    dev = read_jsonl(Path(task_dir) / "dev.jsonl")
+    examples = encode_pairs(
+        tokenizer, sentence_pairs(train), generation["max_source"], generation["max_new_tokens"]
+    )
+
+    def dev_score(model) -> float:
+        tags, _ = tag_outputs(seq2seq_outputs(model, tokenizer, dev, generation, device), dev)
+        return ner_scores([s["tags"] for s in dev], tags)["f1"]
+
+    def new_model():
+        model, _ = warm_started(Path(base_dir), config["trust_remote_code"])
+        model.config.medistill_tagger = {"name": tagger} | family["taggers"][tagger]
+        return model
+
+    runs = train_seeds(
+        config,
+        new_model,
+        examples,
+        family["finetune"],
+        objective=Seq2SeqObjective(),
+        tokenizer=tokenizer,
+        dev_score=dev_score,
+        checkpoint=Path(checkpoint),
+        fingerprint=job_fingerprint(config, [base_dir, Path(task_dir) / "train.jsonl"]),
+        desc=f"fine-tuning the generative tagger {tagger}",
+        out_dir=Path(out_dir),
+        seeds_dir=Path(seeds_dir),
+    )
+    log_run(
+        f"generative/finetune/{tagger}",
+        params={"tagger": family["taggers"][tagger], "generative": family},
+        metrics={"best_dev_f1": max(r["dev_f1"] for r in runs)},
+        tags={"stage": "finetune", "family": "generative", "tagger": tagger},
+        history=read_json(Path(out_dir) / "training_history.json"),
+    )
+    return runs
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation
+
+
+def _latency_ms(tag: Callable[[list[dict]], list[str]], sentences: Sequence[dict], runs: int):
+    """Median milliseconds to tag one sentence at batch 1 (after one warm-up call)."""
+    import time
+
+    timings = []
+    for index, sentence in enumerate([sentences[0], *sentences[:runs]]):
+        began = time.perf_counter()
+        tag([sentence])
+        if index:
+            timings.append((time.perf_counter() - began) * 1000)
+    return float(np.median(timings))
+
+
+def evaluate_generative_tagger(
+    config: dict,
+    tagger: str,
+    model_dir: Path | None,
+    task_dir: Path,
+    test_files: dict[str, Path],
+    out_path: Path,
+    reference_teacher: str,
+    task: str,
+    log_run: Callable[..., object],
+    allow_network: bool = False,
+) -> dict:
+    """Score a tagger on the task's test sets with the NER protocol (micro F1 by seqeval, per
+    type, `f1_<set>` for each robustness set) and time it; write an eval JSON the NER report
+    reads as a `generative` row (its retention and speedup against `reference_teacher`), with
+    the parse counts of the clean test set. A prompted tagger is read from its `source`
+    (`model_dir` None), downloaded only with `allow_network`."""
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    family = config["generative"]
+    spec = family["taggers"][tagger]
+    generation = family["generation"]
+    remote = config["trust_remote_code"]
+    device = choose_device(config["device"])
+    if spec["kind"] == "prompted":
+        model_dir = fetch_teacher(spec["source"], allow_network)
+        licence = spec["licence"]
+    else:
+        licence = config["teachers"][spec["from"]]["licence"]
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=remote)
+    if spec["kind"] == "prompted":
+        model = AutoModelForCausalLM.from_pretrained(model_dir, trust_remote_code=remote)
+        train = read_jsonl(Path(task_dir) / "train.jsonl")
+        examples = few_shot_examples(train, spec["shots"], config["seed"])
+
+        def outputs_of(sentences, on=device):
+            return prompted_outputs(model, tokenizer, sentences, examples, generation, on)
+    else:
+        model = AutoModelForSeq2SeqLM.from_pretrained(model_dir, trust_remote_code=remote)
+
+        def outputs_of(sentences, on=device):
+            return seq2seq_outputs(model, tokenizer, sentences, generation, on)
+
+    identity = {
+        "teacher": tagger,
+        "corpus": "generative",
+        "size": f"{spec['kind']}-{spec['shots']}shot"
+        if spec["kind"] == "prompted"
+        else "finetuned",
+        "task": task,
+        "role": "generative",
+        "reference_teacher": reference_teacher,
+    }
+    result = dict(identity)
+    with track_energy(config, "inference") as inference:
+        for name, path in test_files.items():
+            sentences = read_jsonl(path)
+            tags, counts = tag_outputs(outputs_of(sentences), sentences)
+            gold = [s["tags"] for s in sentences]
+            scores = ner_scores(gold, tags)
+            if name == "clean":
+                result |= scores | {"parse": counts.as_dict(), "n_test_sentences": len(gold)}
+                write_json(
+                    sentence_counts(gold, tags).tolist(), Path(out_path).with_suffix(".counts.json")
+                )
+            else:
+                result[f"f1_{name}"] = scores["f1"]
+    result |= {f"{k}_inference": inference[k] for k in ("energy_kwh", "co2_kg") if k in inference}
+    clean = read_jsonl(test_files["clean"])
+    before = torch.get_num_threads()
+    torch.set_num_threads(config["evaluate"]["latency_threads"])
+    try:
+        model.cpu()
+        result["latency_ms_b1"] = _latency_ms(
+            lambda s: outputs_of(s, "cpu"), clean, config["evaluate"]["latency_runs"]
+        )
+    finally:
+        torch.set_num_threads(before)
+    total = sum(p.numel() for p in model.parameters())
+    embeddings = model.get_input_embeddings().weight.numel()
+    result |= {
+        "params_total": total,
+        "params_non_embedding": total - embeddings,
+        "disk_mb": model_disk_mb(model_dir),
+        "licence": licence,
+    }
+    write_json(result, out_path)
+    log_run(
+        f"evaluate/generative/{tagger}/{task}",
+        params={"tagger": spec, "generation": generation},
+        metrics={k: v for k, v in result.items() if isinstance(v, int | float)},
+        tags={k: str(v) for k, v in identity.items()} | {"stage": "evaluate"},
+        artifacts=[Path(out_path)],
+    )
+    return result

@@ -1,0 +1,17 @@
+from pathlib import Path
+
+from medistill.generative_tagging import finetune_generative_tagger
+from medistill.runtime import prepare_job
+from medistill.tracking import run_logger
+
+prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)
+finetune_generative_tagger(
+    snakemake.params.settings,
+    tagger=snakemake.wildcards.tagger,
+    base_dir=snakemake.input.base,
+    task_dir=Path(snakemake.input.train).parent,
+    out_dir=snakemake.output.model,
+    seeds_dir=snakemake.output.seeds,
+    checkpoint=snakemake.params.checkpoint,
+    log_run=run_logger(snakemake.config),
+)
