@@ -398,3 +398,28 @@ def test_baseline_columns_compare_each_student_with_its_gold_only_twin():
     assert out["f1_vs_baseline"].iloc[1:3].tolist() == pytest.approx([0.1, -0.1])
     # the teacher, the baseline itself and a student without a baseline (L2) have none
     assert out["baseline_f1"].iloc[[0, 3, 4]].isna().all()
+
+
+def test_a_generative_teachers_student_is_measured_against_its_tagger_and_its_inits_baseline():
+    from medistill.tradeoff import add_baseline_columns
+
+    df = pd.DataFrame(
+        {
+            "teacher": ["enc", "gen", "enc", "silver", "enc"],
+            "corpus": ["teacher", "generative", "gold", "synth", "synth"],
+            "size": ["teacher", "finetuned", "L1", "L1", "L1"],
+            "task": ["ner"] * 5,
+            "role": ["teacher", "generative", "student", "student", "student"],
+            "reference_teacher": ["enc", "enc", "enc", "gen", "enc"],
+            "baseline_teacher": ["enc", None, "enc", "enc", "enc"],
+            "f1": [0.8, 0.4, 0.5, 0.3, 0.6],
+            "latency_ms_b1": [10.0, 100.0, 5.0, 5.0, 5.0],
+        }
+    )
+    out = add_baseline_columns(add_relative_columns(df))
+    # the tagger row against the encoder teacher; its student against the tagger
+    assert out["f1_retention"].tolist()[1:4] == pytest.approx([0.5, 0.625, 0.75])
+    assert out["speedup"].iloc[3] == pytest.approx(20.0)
+    # one baseline (the init encoder's) serves the students of both teachers
+    assert out["baseline_f1"].iloc[[3, 4]].tolist() == [0.5, 0.5]
+    assert out["baseline_f1"].iloc[[0, 1, 2]].isna().all()

@@ -1,7 +1,10 @@
 """NER as text: linearisation, parsing back to IOB2 (accents, case, apostrophes, malformed
 lines counted), few-shot sampling and prompts."""
 
+import importlib.util
+
 import pytest
+import torch
 
 from medistill.spans import WORD
 from medistill.tagging_text import (
@@ -151,7 +154,11 @@ def test_a_prompted_causal_lm_tags_every_sentence_and_counts_what_it_cannot_pars
 ):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from medistill.generative_tagging import prompted_outputs, tag_outputs
+    from medistill.generative_tagging import (
+        TYPE_DESCRIPTIONS,
+        prompted_outputs,
+        tag_outputs,
+    )
 
     model = AutoModelForCausalLM.from_pretrained(tiny_causal_lm)
     tokenizer = AutoTokenizer.from_pretrained(tiny_causal_lm)
@@ -161,18 +168,66 @@ def test_a_prompted_causal_lm_tags_every_sentence_and_counts_what_it_cannot_pars
         {"words": _words("Fièvre à 39."), "tags": ["B-SOSY", "O", "O", "O"]},
     ]
     generation = {"max_new_tokens": 8, "batch_size": 2}
+    examples = few_shot_examples(train, 2, 0)
     outputs = prompted_outputs(
-        model, tokenizer, test, few_shot_examples(train, 2, 0), generation, "cpu"
+        model, tokenizer, test, examples, TYPE_DESCRIPTIONS, generation, "cpu"
     )
     assert len(outputs) == 2 and all(isinstance(o, str) for o in outputs)
     # Left padding: a sentence's output does not depend on the other sentences of its batch.
     alone = prompted_outputs(
-        model, tokenizer, test[1:], few_shot_examples(train, 2, 0), generation, "cpu"
+        model, tokenizer, test[1:], examples, TYPE_DESCRIPTIONS, generation, "cpu"
     )
     assert alone == outputs[1:]
-    tags, counts = tag_outputs(outputs, test)
+    tags, counts = tag_outputs(outputs, test, list(TYPE_DESCRIPTIONS))
     assert [len(t) for t in tags] == [7, 4]
     lines = sum(1 for o in outputs for line in o.splitlines() if line.strip())
     accounted = counts.aligned + counts.malformed + counts.unknown_type
     accounted += counts.not_found + counts.overlapping
     assert counts.lines == accounted <= lines
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("vllm") is None or not torch.cuda.is_available(),
+    reason="vLLM runs on CUDA machines only (the `vllm` extra)",
+)
+def test_vllm_and_transformers_give_the_same_spans_on_the_same_greedy_outputs(tiny_causal_lm):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from medistill.generative_tagging import (
+        TYPE_DESCRIPTIONS,
+        VllmEngine,
+        prompted_outputs,
+        tag_outputs,
+    )
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_causal_lm)
+    model = AutoModelForCausalLM.from_pretrained(tiny_causal_lm)
+    train = [_sentence(i, tagged=i % 2 == 0) for i in range(6)]
+    test = [_sentence(10 + i, tagged=i % 2 == 0) for i in range(8)]
+    examples, types = few_shot_examples(train, 2, 0), list(TYPE_DESCRIPTIONS)
+    generation = {"max_new_tokens": 8, "batch_size": 1}  # batch 1: no padding in either
+    served = VllmEngine(tiny_causal_lm, tokenizer, generation, remote=False, seed=0)
+    vllm_outputs = served.outputs(test, examples, TYPE_DESCRIPTIONS)
+    hf_outputs = prompted_outputs(
+        model, tokenizer, test, examples, TYPE_DESCRIPTIONS, generation, "cuda"
+    )
+    assert tag_outputs(vllm_outputs, test, types)[0] == tag_outputs(hf_outputs, test, types)[0]
+
+
+def test_a_template_without_a_system_role_gets_the_instruction_in_the_first_user_turn(
+    minilm_path,
+):
+    from transformers import AutoTokenizer
+
+    from medistill.generative_tagging import TYPE_DESCRIPTIONS, chat_prompts
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path)
+    tokenizer.chat_template = (
+        "{% for m in messages %}{% if m['role'] == 'system' %}"
+        "{{ raise_exception('no system role') }}{% endif %}"
+        "[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
+    )
+    sentence = {"words": _words("Fièvre à 39."), "tags": ["B-SOSY", "O", "O", "O"]}
+    (prompt,) = chat_prompts(tokenizer, [sentence], [], TYPE_DESCRIPTIONS)
+    assert prompt.startswith("[user] Tu annotes des entités médicales")
+    assert prompt.rstrip().endswith("Fièvre à 39 .")

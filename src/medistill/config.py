@@ -8,7 +8,9 @@ so a bad config costs seconds, not the hours of a half-run sweep.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -113,24 +115,55 @@ def with_defaults(config: dict) -> dict:
                 teacher.setdefault(key, teacher_defaults[key])
             teacher.setdefault("task", merged["sweep"]["task"])
             teacher["finetune"] = _merge(merged["finetune"], teacher.get("finetune", {}))
-    for teacher in teachers.values():
-        if "mix" in teacher:  # a mix carries its members' licences, for tags and the report
-            licences = sorted({teachers[m]["licence"] for m in teacher["mix"] if m in teachers})
-            teacher["licence"] = " AND ".join(licences)
-            teacher["task"] = teachers.get(teacher["init"], {}).get("task")
     tagger_defaults = schema["properties"]["generative"]["properties"]["taggers"]
     shots = tagger_defaults["additionalProperties"]["properties"]["shots"]["default"]
-    for tagger in merged["generative"]["taggers"].values():
+    taggers = merged["generative"]["taggers"]
+    for tagger in taggers.values():
         if tagger["kind"] == "prompted":
             tagger.setdefault("shots", shots)
+    for teacher in teachers.values():
+        # a mix or generative teacher carries the licences of what its students learn from and
+        # start from, for tags and the report
+        if "mix" in teacher:
+            licences = {teachers[m]["licence"] for m in teacher["mix"] if m in teachers}
+        elif "labels_from" in teacher:
+            licences = {tagger_licence(merged, teacher["labels_from"])} - {None}
+            licences |= {teachers.get(teacher["init"], {}).get("licence")} - {None}
+        else:
+            continue
+        teacher["licence"] = " AND ".join(sorted(licences))
+        teacher["task"] = teachers.get(teacher["init"], {}).get("task")
     return merged
 
 
+def tagger_licence(config: dict, tagger: str) -> str | None:
+    """A generative tagger's licence: a prompted one's own, a fine-tuned one its base teacher's
+    (None when the names do not resolve; the checks say so)."""
+    spec = config["generative"]["taggers"].get(tagger)
+    if spec is None:
+        return None
+    if spec["kind"] == "prompted":
+        return spec["licence"]
+    return config["teachers"].get(spec["from"], {}).get("licence")
+
+
+def generative_teachers(config: dict) -> dict[str, str]:
+    """Swept teachers that learn from a generative tagger's silver tags -> that tagger."""
+    return {
+        name: config["teachers"][name]["labels_from"]
+        for name in config["sweep"]["teachers"]
+        if "labels_from" in config["teachers"][name]
+    }
+
+
 def teachers_used(config: dict) -> list[str]:
-    """The teachers (not mixes) the sweep runs: swept ones and the members of swept mixes."""
+    """The teachers (not mixes) the sweep runs: swept ones, the members of swept mixes, the
+    `init` of generative teachers."""
     used = []
     for name in config["sweep"]["teachers"]:
-        for member in config["teachers"][name].get("mix", [name]):
+        spec = config["teachers"][name]
+        members = [spec["init"]] if "labels_from" in spec else spec.get("mix", [name])
+        for member in members:
             if member not in used:
                 used.append(member)
     return used
@@ -182,6 +215,21 @@ def _check_references(config: dict, where: str) -> None:
             raise ConfigError(
                 f"{where}: teachers.{name}.init is '{teacher['init']}', which is not one of its "
                 f"mix's members ({', '.join(teacher['mix'])}); name a member"
+            )
+    for name, teacher in config["teachers"].items():
+        if "labels_from" not in teacher:
+            continue
+        if "source" not in config["teachers"].get(teacher["init"], {}):
+            raise ConfigError(
+                f"{where}: teachers.{name}.init is '{teacher['init']}', which is not a teacher "
+                "with a source under 'teachers'; name the encoder its students start from"
+            )
+        taggers = config.get("generative", {}).get("taggers", {})
+        if teacher["labels_from"] not in taggers:
+            raise ConfigError(
+                f"{where}: teachers.{name}.labels_from is '{teacher['labels_from']}', which is "
+                f"not defined under 'generative.taggers' (defined: {', '.join(taggers) or 'none'})"
+                "; define the tagger or fix the name"
             )
     for name, teacher in config["teachers"].items():
         task = teacher.get("task")
@@ -239,7 +287,7 @@ def _check_teachers(config: dict, where: str) -> None:
     sweep = config["sweep"]
     for name in sweep["teachers"]:
         teacher = config["teachers"][name]
-        if "mix" not in teacher and teacher["task"] != sweep["task"]:
+        if "source" in teacher and teacher["task"] != sweep["task"]:
             raise ConfigError(
                 f"{where}: teachers.{name}.task is '{teacher['task']}' but the sweep evaluates "
                 f"on '{sweep['task']}'; a teacher of another task can only join a mix"
@@ -283,18 +331,32 @@ def _check_teachers(config: dict, where: str) -> None:
 
 
 def _check_generative(config: dict, where: str) -> None:
-    """The generative taggers of the NER comparison: names, the teacher a fine-tuned one starts
-    from, licences and local paths, checked before any job."""
+    """The generative taggers of the NER comparison and of generative teachers: names, the
+    teacher a fine-tuned one starts from, licences and sources, checked before any job.
+
+    A prompted tagger of `generative.sweep` whose hub model is not available offline (not in
+    the local cache, `allow_network` false) is taken out of the sweep with a message on
+    stderr, so an offline run still reports the rest; one a generative teacher learns from
+    is an error."""
     from medistill.errors import TeacherSourceError
     from medistill.teachers import resolve_teacher
 
     family = config["generative"]
+    teaching = generative_teachers(config)
     for name in family["sweep"]:
         if name not in family["taggers"]:
             raise ConfigError(
                 f"{where}: generative.sweep names '{name}', which is not defined under "
                 f"'generative.taggers' (defined: {', '.join(family['taggers']) or 'none'})"
             )
+    clashes = sorted(set(family["taggers"]) & set(config["teachers"]))
+    if clashes:
+        raise ConfigError(
+            f"{where}: generative.taggers.{clashes[0]}: a teacher has the same name; rename one "
+            "(report rows are named by teacher or tagger)"
+        )
+    skipped = []
+    for name in dict.fromkeys([*family["sweep"], *teaching.values()]):
         tagger = family["taggers"][name]
         if tagger["kind"] == "finetuned":
             base = config["teachers"].get(tagger["from"], {})
@@ -308,7 +370,20 @@ def _check_generative(config: dict, where: str) -> None:
         try:
             resolve_teacher(tagger["source"], allow_network=config["allow_network"])
         except TeacherSourceError as error:
-            raise ConfigError(f"{where}: generative.taggers.{name}.source: {error}") from None
+            offline_hub = tagger["source"].startswith("hub:") and not config["allow_network"]
+            if not offline_hub or name in teaching.values():
+                raise ConfigError(f"{where}: generative.taggers.{name}.source: {error}") from None
+            skipped.append(name)
+            print(
+                f"medistill: generative.taggers.{name} skipped (no row in the report): {error}",
+                file=sys.stderr,
+            )
+    family["sweep"] = [name for name in family["sweep"] if name not in skipped]
+    if family["generation"]["engine"] == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise ConfigError(
+            f"{where}: generative.generation.engine is 'vllm' but vLLM is not installed; on a "
+            "CUDA machine run `pip install 'medistill[vllm]'`, or use engine: transformers"
+        )
 
 
 def _check_seq2seq(config: dict, where: str) -> None:

@@ -17,6 +17,7 @@ aligned to the sentence's words is counted (`ParseCounts`) and reported with the
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,6 @@ from medistill.compress import model_disk_mb
 from medistill.device import choose_device
 from medistill.energy import track_energy
 from medistill.io import read_json, read_jsonl, write_json
-from medistill.lexicons import LABELS
 from medistill.losses import Seq2SeqObjective
 from medistill.scoring import ner_scores, sentence_counts
 from medistill.seq2seq import encode_pairs, generate_texts, warm_started
@@ -41,7 +41,7 @@ from medistill.tagging_text import (
 from medistill.teachers import fetch_teacher
 from medistill.training import train_seeds
 
-# French descriptions of the entity types, for prompts (the types of `lexicons.LABELS`).
+# French descriptions of the synthetic task's entity types (`lexicons.LABELS`), for prompts.
 TYPE_DESCRIPTIONS = {
     "DISO": "maladie, trouble ou diagnostic",
     "SOSY": "signe ou symptôme",
@@ -49,6 +49,18 @@ TYPE_DESCRIPTIONS = {
     "ANAT": "partie du corps",
     "PROC": "procédure, examen ou acte médical",
 }
+
+
+def task_entity_types(task_dir: Path) -> list[str]:
+    """The entity types of a prepared task (from its IOB2 `labels.json`), in label order."""
+    labels = read_json(Path(task_dir) / "labels.json")
+    return list(dict.fromkeys(label[2:] for label in labels if label != "O"))
+
+
+def type_descriptions(entity_types: Sequence[str]) -> dict[str, str]:
+    """What a prompt says of each type: its French description where known, else its name (a
+    corpus's own types, e.g. E3C's CLINENTITY, are shown as they are called)."""
+    return {name: TYPE_DESCRIPTIONS.get(name, name) for name in entity_types}
 
 
 def sentence_pairs(sentences: Sequence[dict]) -> list[dict]:
@@ -60,7 +72,7 @@ def sentence_pairs(sentences: Sequence[dict]) -> list[dict]:
 
 
 def tag_outputs(
-    outputs: Sequence[str], sentences: Sequence[dict], entity_types: Sequence[str] = LABELS
+    outputs: Sequence[str], sentences: Sequence[dict], entity_types: Sequence[str]
 ) -> tuple[list[list[str]], ParseCounts]:
     """IOB2 tags of each sentence from its output, and the parse counts over all of them."""
     total, tags = ParseCounts(), []
@@ -89,24 +101,44 @@ def seq2seq_outputs(model, tokenizer, sentences: Sequence[dict], generation: dic
     )
 
 
+def chat_prompts(
+    tokenizer, sentences: Sequence[dict], examples: Sequence[dict], descriptions: dict[str, str]
+) -> list[str]:
+    """Each sentence's chat (the same examples for every sentence) in the model's template."""
+    from jinja2.exceptions import TemplateError
+
+    def render(messages):
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    prompts = []
+    for sentence in sentences:
+        messages = chat_messages(sentence["words"], descriptions, examples)
+        try:
+            prompts.append(render(messages))
+        except TemplateError:  # templates without a system role (some Mistral versions)
+            system, first, *rest = messages
+            first = first | {"content": f"{system['content']}\n\n{first['content']}"}
+            prompts.append(render([first, *rest]))
+    return prompts
+
+
 @torch.no_grad()
 def prompted_outputs(
-    model, tokenizer, sentences: Sequence[dict], examples: Sequence[dict], generation: dict, device
+    model,
+    tokenizer,
+    sentences: Sequence[dict],
+    examples: Sequence[dict],
+    descriptions: dict[str, str],
+    generation: dict,
+    device,
 ) -> list[str]:
-    """A causal LM's greedy answers to each sentence's chat (the same examples for every
-    sentence), left-padded in batches; only the generated part is decoded."""
+    """A causal LM's greedy answers to each sentence's chat, left-padded in batches; only the
+    generated part is decoded."""
     model.eval().to(device)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    prompts = [
-        tokenizer.apply_chat_template(
-            chat_messages(s["words"], TYPE_DESCRIPTIONS, examples),
-            tokenize=False,
-            add_generation_prompt=True,
-        )
-        for s in sentences
-    ]
+    prompts = chat_prompts(tokenizer, sentences, examples, descriptions)
     outputs = []
     for start in range(0, len(prompts), generation["batch_size"]):
         batch = tokenizer(
@@ -125,6 +157,26 @@ def prompted_outputs(
         answers = generated[:, batch["input_ids"].shape[1] :]
         outputs.extend(t.strip() for t in tokenizer.batch_decode(answers, skip_special_tokens=True))
     return outputs
+
+
+class VllmEngine:
+    """A prompted tagger served by vLLM (GPU machines, the optional `vllm` extra), for the
+    labelling of large corpora: the prompts of `prompted_outputs`, tokenised by the same
+    tokenizer without added special tokens, decoded greedily (temperature 0) to the same
+    `max_new_tokens`, so both engines see the same token ids and parse the same way."""
+
+    def __init__(self, model_dir: Path, tokenizer, generation: dict, remote: bool, seed: int):
+        from vllm import LLM, SamplingParams
+
+        self.tokenizer = tokenizer
+        self.llm = LLM(model=str(model_dir), trust_remote_code=remote, seed=seed)
+        self.params = SamplingParams(temperature=0.0, max_tokens=generation["max_new_tokens"])
+
+    def outputs(self, sentences, examples, descriptions) -> list[str]:
+        prompts = chat_prompts(self.tokenizer, sentences, examples, descriptions)
+        ids = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        results = self.llm.generate([{"prompt_token_ids": i} for i in ids], self.params)
+        return [result.outputs[0].text.strip() for result in results]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,8 +206,11 @@ def finetune_generative_tagger(
         tokenizer, sentence_pairs(train), generation["max_source"], generation["max_new_tokens"]
     )
 
+    entity_types = task_entity_types(task_dir)
+
     def dev_score(model) -> float:
-        tags, _ = tag_outputs(seq2seq_outputs(model, tokenizer, dev, generation, device), dev)
+        outputs = seq2seq_outputs(model, tokenizer, dev, generation, device)
+        tags, _ = tag_outputs(outputs, dev, entity_types)
         return ner_scores([s["tags"] for s in dev], tags)["f1"]
 
     def new_model():
@@ -204,6 +259,73 @@ def _latency_ms(tag: Callable[[list[dict]], list[str]], sentences: Sequence[dict
     return float(np.median(timings))
 
 
+@dataclass
+class Tagger:
+    """A loaded generative tagger: `outputs(sentences, device)` gives its raw text per sentence,
+    `tags(sentences)` the parsed IOB2 tags and the parse counts."""
+
+    model: torch.nn.Module
+    outputs: Callable[..., list[str]]
+    entity_types: list[str]
+    model_dir: Path
+    licence: str
+    size: str
+    device: str
+
+    def tags(self, sentences: Sequence[dict]) -> tuple[list[list[str]], ParseCounts]:
+        return tag_outputs(self.outputs(sentences, self.device), sentences, self.entity_types)
+
+
+def load_tagger(
+    config: dict, tagger: str, model_dir: Path | None, task_dir: Path, allow_network: bool = False
+) -> Tagger:
+    """A `finetuned` tagger from its folder, or a `prompted` one from its `source` (downloaded
+    only with `allow_network`), its few-shot examples drawn from the task's train split."""
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    family = config["generative"]
+    spec = family["taggers"][tagger]
+    generation = family["generation"]
+    remote = config["trust_remote_code"]
+    entity_types = task_entity_types(task_dir)
+    if spec["kind"] == "prompted":
+        model_dir = fetch_teacher(spec["source"], allow_network)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=remote)
+        # in the dtype of its weights (bf16 for most instruction models), not float32
+        model = AutoModelForCausalLM.from_pretrained(
+            model_dir, trust_remote_code=remote, torch_dtype="auto"
+        )
+        train = read_jsonl(Path(task_dir) / "train.jsonl")
+        examples = few_shot_examples(train, spec["shots"], config["seed"])
+        descriptions = type_descriptions(entity_types)
+
+        engine = None
+        if generation["engine"] == "vllm":
+            engine = VllmEngine(model_dir, tokenizer, generation, remote, config["seed"])
+
+        def outputs(sentences, device):
+            if engine is not None and device != "cpu":  # CPU latency is transformers'
+                return engine.outputs(sentences, examples, descriptions)
+            return prompted_outputs(
+                model, tokenizer, sentences, examples, descriptions, generation, device
+            )
+
+        licence, size = spec["licence"], f"prompted-{spec['shots']}shot"
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=remote)
+        model = AutoModelForSeq2SeqLM.from_pretrained(model_dir, trust_remote_code=remote)
+
+        def outputs(sentences, device):
+            return seq2seq_outputs(model, tokenizer, sentences, generation, device)
+
+        licence, size = config["teachers"][spec["from"]]["licence"], "finetuned"
+    device = choose_device(config["device"])
+    # with vLLM on the GPU, the transformers copy only times batch 1 on the CPU
+    served = spec["kind"] == "prompted" and generation["engine"] == "vllm"
+    model.eval().to("cpu" if served else device)
+    return Tagger(model, outputs, entity_types, Path(model_dir), licence, size, device)
+
+
 def evaluate_generative_tagger(
     config: dict,
     tagger: str,
@@ -221,38 +343,12 @@ def evaluate_generative_tagger(
     reads as a `generative` row (its retention and speedup against `reference_teacher`), with
     the parse counts of the clean test set. A prompted tagger is read from its `source`
     (`model_dir` None), downloaded only with `allow_network`."""
-    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
-
-    family = config["generative"]
-    spec = family["taggers"][tagger]
-    generation = family["generation"]
-    remote = config["trust_remote_code"]
-    device = choose_device(config["device"])
-    if spec["kind"] == "prompted":
-        model_dir = fetch_teacher(spec["source"], allow_network)
-        licence = spec["licence"]
-    else:
-        licence = config["teachers"][spec["from"]]["licence"]
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=remote)
-    if spec["kind"] == "prompted":
-        model = AutoModelForCausalLM.from_pretrained(model_dir, trust_remote_code=remote)
-        train = read_jsonl(Path(task_dir) / "train.jsonl")
-        examples = few_shot_examples(train, spec["shots"], config["seed"])
-
-        def outputs_of(sentences, on=device):
-            return prompted_outputs(model, tokenizer, sentences, examples, generation, on)
-    else:
-        model = AutoModelForSeq2SeqLM.from_pretrained(model_dir, trust_remote_code=remote)
-
-        def outputs_of(sentences, on=device):
-            return seq2seq_outputs(model, tokenizer, sentences, generation, on)
-
+    spec = config["generative"]["taggers"][tagger]
+    loaded = load_tagger(config, tagger, model_dir, task_dir, allow_network)
     identity = {
         "teacher": tagger,
         "corpus": "generative",
-        "size": f"{spec['kind']}-{spec['shots']}shot"
-        if spec["kind"] == "prompted"
-        else "finetuned",
+        "size": loaded.size,
         "task": task,
         "role": "generative",
         "reference_teacher": reference_teacher,
@@ -261,7 +357,7 @@ def evaluate_generative_tagger(
     with track_energy(config, "inference") as inference:
         for name, path in test_files.items():
             sentences = read_jsonl(path)
-            tags, counts = tag_outputs(outputs_of(sentences), sentences)
+            tags, counts = loaded.tags(sentences)
             gold = [s["tags"] for s in sentences]
             scores = ner_scores(gold, tags)
             if name == "clean":
@@ -276,24 +372,24 @@ def evaluate_generative_tagger(
     before = torch.get_num_threads()
     torch.set_num_threads(config["evaluate"]["latency_threads"])
     try:
-        model.cpu()
+        loaded.model.cpu()
         result["latency_ms_b1"] = _latency_ms(
-            lambda s: outputs_of(s, "cpu"), clean, config["evaluate"]["latency_runs"]
+            lambda s: loaded.outputs(s, "cpu"), clean, config["evaluate"]["latency_runs"]
         )
     finally:
         torch.set_num_threads(before)
-    total = sum(p.numel() for p in model.parameters())
-    embeddings = model.get_input_embeddings().weight.numel()
+    total = sum(p.numel() for p in loaded.model.parameters())
+    embeddings = loaded.model.get_input_embeddings().weight.numel()
     result |= {
         "params_total": total,
         "params_non_embedding": total - embeddings,
-        "disk_mb": model_disk_mb(model_dir),
-        "licence": licence,
+        "disk_mb": model_disk_mb(loaded.model_dir),
+        "licence": loaded.licence,
     }
     write_json(result, out_path)
     log_run(
         f"evaluate/generative/{tagger}/{task}",
-        params={"tagger": spec, "generation": generation},
+        params={"tagger": spec, "generation": config["generative"]["generation"]},
         metrics={k: v for k, v in result.items() if isinstance(v, int | float)},
         tags={k: str(v) for k, v in identity.items()} | {"stage": "evaluate"},
         artifacts=[Path(out_path)],

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from medistill.synthetic import SYNTHETIC_LICENCE
+from medistill.tasks import BASELINE_CORPUS
 from medistill.tradeoff import FRONTS, LEAD_COLUMNS, SIGNIFICANCE_COLUMNS, SIGNIFICANCE_LEVEL
 
 PACKAGES = (
@@ -125,6 +126,46 @@ def _generative_table(df: pd.DataFrame) -> str:
     )
 
 
+SILVER_COLUMNS = (
+    "teacher",
+    "reference_teacher",
+    "corpus",
+    "size",
+    "f1",
+    "f1_std",
+    "f1_retention",
+    "speedup",
+    "baseline_f1",
+    "f1_vs_baseline",
+    "p_vs_baseline",
+)
+
+
+def _silver_table(df: pd.DataFrame, config: Mapping) -> str:
+    """Students of generative teachers (silver tags) beside the same students of the encoder
+    teacher they start from: which teacher served the student better."""
+    teachers = config.get("teachers", {})
+    silver = {n: t["init"] for n, t in teachers.items() if "labels_from" in t}
+    students = df[(df["role"] == "student") & (df["corpus"] != BASELINE_CORPUS)]
+    learnt = students[students["teacher"].isin(list(silver))]
+    if learnt.empty:
+        return ""
+    encoder = students[
+        students["teacher"].isin(list(silver.values()))
+        & students["size"].isin(learnt["size"])
+        & students["corpus"].isin(learnt["corpus"])
+    ]
+    rows = pd.concat([learnt, encoder]).sort_values(["size", "corpus", "teacher"])
+    columns = [c for c in SILVER_COLUMNS if c in rows.columns]
+    return (
+        "<h3>Students of generative teachers</h3><p>A generative teacher's students learn its "
+        "tagger's silver tags on the transfer corpus (and the train split); their retention "
+        "and speedup are against that tagger (<code>reference_teacher</code>), those of the "
+        "encoder teacher's students (same sizes and corpora) against the encoder teacher.</p>"
+        + html_table(rows.loc[:, columns])
+    )
+
+
 def html_image(path: Path, alt: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
@@ -147,6 +188,7 @@ def licence_tables(config: Mapping) -> str:
         ]
     )
     generative = config.get("generative", {})
+    teaching = {t.get("labels_from") for t in config.get("teachers", {}).values()}
     taggers = pd.DataFrame(
         [
             {
@@ -157,7 +199,7 @@ def licence_tables(config: Mapping) -> str:
                 ),
             }
             for n, t in generative.get("taggers", {}).items()
-            if n in generative.get("sweep", [])
+            if n in generative.get("sweep", []) or n in teaching
         ]
     )
     return (
@@ -237,6 +279,7 @@ of the test words; latency is the median CPU time per sentence at batch size 1. 
 {_baseline_table(df)}
 <h2 id="generative">Generative taggers</h2>
 {_generative_table(df)}
+{_silver_table(df, config or {})}
 <h2 id="plots">Plots</h2>
 {figures}
 <h2 id="fronts">Pareto fronts</h2>

@@ -97,14 +97,16 @@ def add_relative_columns(df: pd.DataFrame) -> pd.DataFrame:
     """Add ``f1_retention`` and ``speedup`` against the teacher of the same teacher and task.
 
     Absolute F1 differs a lot between tasks; ratios to the teacher make students comparable.
-    A multi-teacher student is compared with its `reference_teacher` (the mix's `init`, whose
-    weights it starts from). Rows whose teacher was not evaluated get NaN, not a misleading number.
+    A student is compared with its `reference_teacher`: a multi-teacher student with the mix's
+    `init` (whose weights it starts from), a generative teacher's student with the generative
+    tagger whose silver tags it learnt (that tagger's row). Rows whose reference was not
+    evaluated get NaN, not a misleading number.
     """
-    teachers = df[df["role"] == "teacher"]
+    teachers = df[df["role"].isin(["teacher", "generative"])]
     duplicated = teachers.duplicated(["teacher", "task"])
     if duplicated.any():
         pairs = teachers.loc[duplicated, ["teacher", "task"]].to_records(index=False).tolist()
-        raise ValueError(f"several teacher rows for (teacher, task) {pairs}")
+        raise ValueError(f"several teacher or tagger rows for (teacher, task) {pairs}")
     reference = teachers.set_index(["teacher", "task"])
     reference_teacher = (
         df["reference_teacher"].fillna(df["teacher"])
@@ -125,17 +127,23 @@ def add_relative_columns(df: pd.DataFrame) -> pd.DataFrame:
 
 def add_baseline_columns(df: pd.DataFrame) -> pd.DataFrame:
     """Add ``baseline_f1`` and ``f1_vs_baseline``: each distilled student against the same
-    student trained on gold labels alone (corpus ``gold``, same teacher, size and task). The
-    paired bootstrap's interval and p-value come from the evaluation (``medistill.evaluate``).
+    student trained on gold labels alone (corpus ``gold``, same size and task, cut from its
+    `baseline_teacher`: the teacher its weights come from). The paired bootstrap's interval
+    and p-value come from the evaluation (``medistill.evaluate``).
 
     NaN where there is no baseline row, and on teacher and baseline rows themselves.
     """
     out = df.copy()
-    is_baseline = (out["corpus"] == BASELINE_CORPUS) & (out["role"] != "teacher")
+    is_baseline = (out["corpus"] == BASELINE_CORPUS) & (out["role"] == "student")
     baselines = out[is_baseline].set_index(["teacher", "size", "task"])["f1"]
-    keys = pd.MultiIndex.from_frame(out[["teacher", "size", "task"]])
+    baseline_teacher = (
+        out["baseline_teacher"].fillna(out["teacher"])
+        if "baseline_teacher" in out
+        else out["teacher"]
+    )
+    keys = pd.MultiIndex.from_arrays([baseline_teacher, out["size"], out["task"]])
     out["baseline_f1"] = baselines.reindex(keys).to_numpy(dtype=float)
-    out.loc[is_baseline | (out["role"] == "teacher"), "baseline_f1"] = np.nan
+    out.loc[is_baseline | (out["role"] != "student"), "baseline_f1"] = np.nan
     out["f1_vs_baseline"] = out["f1"].astype(float) - out["baseline_f1"]
     for column in SIGNIFICANCE_COLUMNS:
         if column not in out:

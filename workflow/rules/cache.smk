@@ -9,6 +9,8 @@ rule cache_teacher_logits:
         "results/cache/{teacher}/{corpus}/task/manifest.json",
     log:
         "results/logs/cache_teacher_logits/{teacher}/{corpus}.log",
+    wildcard_constraints:
+        teacher=ENCODER_TEACHERS,
     conda:
         "../../envs/medistill.yaml"
     threads: rule_threads("gpu_rules")
@@ -30,6 +32,8 @@ rule cache_train_logits:
         "results/cache/{teacher}/task-train/{task}/manifest.json",
     log:
         "results/logs/cache_train_logits/{teacher}/{task}.log",
+    wildcard_constraints:
+        teacher=ENCODER_TEACHERS,
     conda:
         "../../envs/medistill.yaml"
     threads: rule_threads("gpu_rules")

@@ -19,8 +19,6 @@ except ConfigError as error:
 
 TASK = config["sweep"]["task"]
 SWEEP = config["sweep"]
-# The students' corpora, and `gold` for the baselines trained on gold labels alone.
-STUDENT_CORPORA = SWEEP["corpora"] + ([BASELINE_CORPUS] if SWEEP["baselines"] else [])
 
 
 wildcard_constraints:
@@ -42,6 +40,16 @@ COMPRESSED_SIZES = _names_pattern(
 )
 
 
+# Teachers whose caches hold an encoder's logits, and generative teachers whose caches hold a
+# generative tagger's silver tags (`labels_from`): two caching rules, one path pattern.
+GENERATIVE_TEACHERS = _names_pattern(
+    n for n, t in config["teachers"].items() if "labels_from" in t
+)
+ENCODER_TEACHERS = _names_pattern(
+    n for n, t in config["teachers"].items() if "labels_from" not in t
+)
+
+
 def fine_tuned(teacher):
     spec = config["teachers"][teacher]
     return f"results/teachers/{teacher}/{spec['task']}/model"
@@ -54,6 +62,12 @@ def init_teacher(teacher):
 
 def teacher_model(wildcards):
     return fine_tuned(init_teacher(wildcards.teacher))
+
+
+def reference_teacher(teacher):
+    """The row a student's retention and speedup are measured against: the generative tagger
+    of a generative teacher, else the teacher its weights come from."""
+    return config["teachers"][teacher].get("labels_from") or init_teacher(teacher)
 
 
 def averaged_seed_runs(wildcards):
@@ -127,20 +141,34 @@ def baseline_counts(wildcards):
     """
     if not SWEEP["baselines"] or wildcards.corpus == BASELINE_CORPUS:
         return {}
-    folder = f"results/eval/{wildcards.teacher}/{BASELINE_CORPUS}/{wildcards.size}"
+    baseline = init_teacher(wildcards.teacher)
+    folder = f"results/eval/{baseline}/{BASELINE_CORPUS}/{wildcards.size}"
     return {"baseline_counts": f"{folder}/{wildcards.task}.counts.json"}
+
+
+def student_grid():
+    """(teacher, corpus) of every student: each swept teacher's on each transfer corpus; the
+    baselines (corpus `gold`) once per encoder the students start from, since a mix's or a
+    generative teacher's baseline is its `init` teacher's (same cut, same gold tags)."""
+    grid = [(t, c) for t in SWEEP["teachers"] for c in SWEEP["corpora"]]
+    if SWEEP["baselines"]:
+        inits = dict.fromkeys(init_teacher(t) for t in SWEEP["teachers"])
+        grid += [(t, BASELINE_CORPUS) for t in inits]
+    return grid
+
+
+def student_files(pattern):
+    return [
+        pattern.format(teacher=teacher, corpus=corpus, size=size, task=TASK)
+        for teacher, corpus in student_grid()
+        for size in SWEEP["sizes"]
+    ]
 
 
 def evaluation_files(wildcards):
     references = dict.fromkeys(init_teacher(t) for t in SWEEP["teachers"])
     teachers = [f"results/eval/{t}/teacher/{TASK}.json" for t in references]
-    students = expand(
-        "results/eval/{teacher}/{corpus}/{size}/{task}.json",
-        teacher=SWEEP["teachers"],
-        corpus=STUDENT_CORPORA,
-        size=SWEEP["sizes"],
-        task=TASK,
-    )
+    students = student_files("results/eval/{teacher}/{corpus}/{size}/{task}.json")
     return teachers + students + generative_evaluation_files()
 
 
@@ -263,7 +291,9 @@ def distill_settings(wildcards):
             {"gold_ratio"} if recipe["epochs"] is not None else set()
         )
         recipe = {k: v for k, v in recipe.items() if k not in unread}
-    teacher = only(config["teachers"][wildcards.teacher], ("mix", "init", "licence"))
+    teacher = only(
+        config["teachers"][wildcards.teacher], ("mix", "init", "labels_from", "licence")
+    )
     return config_slice(*TRAINING_KEYS, "max_words_per_sentence") | {
         "distill": recipe,
         "sizes": {wildcards.size: size},
@@ -568,8 +598,41 @@ def generative_model(wildcards):
 
 
 def generative_evaluation_files(wildcards=None):
+    """The swept taggers' rows, and those of the taggers generative teachers learn from."""
+    teaching = [config["teachers"][t].get("labels_from") for t in SWEEP["teachers"]]
+    taggers = dict.fromkeys([*GENERATIVE["sweep"], *filter(None, teaching)])
     return expand(
-        "results/generative/{tagger}/{task}/eval.json",
-        tagger=GENERATIVE["sweep"],
-        task=TASK,
+        "results/generative/{tagger}/{task}/eval.json", tagger=taggers, task=TASK
     )
+
+
+def silver_inputs(wildcards):
+    """What labelling with a generative teacher's tagger reads: the fine-tuned tagger's folder
+    (a prompted one is read from its source), the task's labels and its train split (few-shot
+    examples)."""
+    tagger = config["teachers"][wildcards.teacher]["labels_from"]
+    inputs = {
+        "labels": f"results/tasks/{TASK}/labels.json",
+        "train": f"results/tasks/{TASK}/train.jsonl",
+    }
+    if GENERATIVE["taggers"][tagger]["kind"] == "finetuned":
+        inputs["model"] = f"results/generative/{tagger}/{TASK}/model"
+    return inputs
+
+
+def silver_settings(wildcards):
+    """What a labelling reads: the generative teacher, its tagger's entry (and a fine-tuned
+    one's base licence), the generation settings, the sentence and shard sizes."""
+    teacher = config["teachers"][wildcards.teacher]
+    name = teacher["labels_from"]
+    spec = GENERATIVE["taggers"][name]
+    teachers = {wildcards.teacher: teacher}
+    if spec["kind"] == "finetuned":
+        teachers[spec["from"]] = only(config["teachers"][spec["from"]], ("licence",))
+    return config_slice(*MODEL_KEYS, "max_words_per_sentence", "cache.shard_size") | {
+        "teachers": teachers,
+        "generative": {
+            "taggers": {name: spec},
+            "generation": GENERATIVE["generation"],
+        },
+    }

@@ -18,7 +18,8 @@ rule evaluate_student:
         **rule_resources("eval_rules"),
     params:
         role="student",
-        reference=lambda wildcards: init_teacher(wildcards.teacher),
+        reference=lambda wildcards: reference_teacher(wildcards.teacher),
+        baseline=lambda wildcards: init_teacher(wildcards.teacher),
         settings=evaluation_settings,
     script:
         "../scripts/evaluate.py"
@@ -42,6 +43,7 @@ rule evaluate_teacher:
     params:
         role="teacher",
         reference=lambda wildcards: wildcards.teacher,
+        baseline=lambda wildcards: wildcards.teacher,
         settings=evaluation_settings,
     script:
         "../scripts/evaluate.py"

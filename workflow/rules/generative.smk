@@ -9,6 +9,7 @@ rule finetune_generative_tagger:
         base=lambda wildcards: f"results/teachers/{tagger_spec(wildcards)['from']}/base",
         train="results/tasks/{task}/train.jsonl",
         dev="results/tasks/{task}/dev.jsonl",
+        labels="results/tasks/{task}/labels.json",
     output:
         model=directory("results/generative/{tagger}/{task}/model"),
         seeds=directory("results/generative/{tagger}/{task}/seeds"),
@@ -31,6 +32,7 @@ rule evaluate_generative_tagger:
         unpack(task_test_files),
         unpack(generative_model),
         train="results/tasks/{task}/train.jsonl",
+        labels="results/tasks/{task}/labels.json",
     output:
         "results/generative/{tagger}/{task}/eval.json",
     log:
@@ -41,7 +43,53 @@ rule evaluate_generative_tagger:
     resources:
         **rule_resources("eval_rules"),
     params:
-        reference=lambda wildcards: SWEEP["teachers"][0],
+        # the first swept teacher's encoder: a teacher row whatever the sweep holds
+        reference=lambda wildcards: init_teacher(SWEEP["teachers"][0]),
         settings=generative_settings,
     script:
         "../scripts/evaluate_generative_tagger.py"
+
+
+# A generative teacher (`teachers.X.labels_from`) labels the transfer corpora and the task's
+# train split with its tagger; the silver tags are cached where an encoder teacher's logits
+# would be, so distill_student reads them unchanged (`medistill.silver_labels`).
+rule cache_silver_tags:
+    input:
+        unpack(silver_inputs),
+        sentences="results/corpus/{corpus}/augmented.jsonl",
+    output:
+        "results/cache/{teacher}/{corpus}/task/manifest.json",
+    log:
+        "results/logs/cache_silver_tags/{teacher}/{corpus}.log",
+    wildcard_constraints:
+        teacher=GENERATIVE_TEACHERS,
+    conda:
+        "../../envs/medistill.yaml"
+    threads: rule_threads("gpu_rules")
+    resources:
+        **rule_resources("gpu_rules"),
+    params:
+        settings=silver_settings,
+    script:
+        "../scripts/cache_silver_tags.py"
+
+
+rule cache_silver_train_tags:
+    input:
+        unpack(silver_inputs),
+        sentences="results/tasks/{task}/train.jsonl",
+    output:
+        "results/cache/{teacher}/task-train/{task}/manifest.json",
+    log:
+        "results/logs/cache_silver_train_tags/{teacher}/{task}.log",
+    wildcard_constraints:
+        teacher=GENERATIVE_TEACHERS,
+    conda:
+        "../../envs/medistill.yaml"
+    threads: rule_threads("gpu_rules")
+    resources:
+        **rule_resources("gpu_rules"),
+    params:
+        settings=silver_settings,
+    script:
+        "../scripts/cache_silver_tags.py"

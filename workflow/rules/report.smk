@@ -1,12 +1,7 @@
 # The trained models: their saved loss histories make the training-curve plot.
 TRAINED_MODELS = [
     fine_tuned(t) for t in dict.fromkeys(init_teacher(t) for t in SWEEP["teachers"])
-] + expand(
-    "results/students/{teacher}/{corpus}/{size}/model",
-    teacher=SWEEP["teachers"],
-    corpus=STUDENT_CORPORA,
-    size=SWEEP["sizes"],
-)
+] + student_files("results/students/{teacher}/{corpus}/{size}/model")
 REPORT_SVGS = [
     "pareto_f1_params",
     "pareto_f1_latency",

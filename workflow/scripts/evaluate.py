@@ -23,6 +23,7 @@ result = evaluate_to_json(
         "task": wildcards.task,
         "role": snakemake.params.role,
         "reference_teacher": snakemake.params.reference,
+        "baseline_teacher": snakemake.params.baseline,
     },
     log_run=run_logger(snakemake.config),
 )
