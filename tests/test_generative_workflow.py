@@ -182,16 +182,8 @@ INSTRUCTION_MODELS = (
 
 def _fake_instruction_models(cache):
     """The hub cache of the encoder teachers, plus the instruction models' config.json."""
-    _fake_hub_cache(cache)
-    commit = "0" * 40
-    for repo in INSTRUCTION_MODELS:
-        folder = cache / ("models--" + repo.replace("/", "--"))
-        (folder / "refs").mkdir(parents=True)
-        (folder / "refs" / "main").write_text(commit)
-        snapshot = folder / "snapshots" / commit
-        snapshot.mkdir(parents=True)
-        (snapshot / "config.json").write_text(json.dumps({"architectures": ["ForCausalLM"]}))
-    return cache
+    causal_lm = {"architectures": ["Qwen2ForCausalLM"]}
+    return _fake_hub_cache(_fake_hub_cache(cache), dict.fromkeys(INSTRUCTION_MODELS, causal_lm))
 
 
 def test_the_generative_hub_study_validates_and_plans_its_rows(tmp_path, monkeypatch):

@@ -203,20 +203,28 @@ HUB_STUDIES = {
 HUB_REPOS = ("almanach/camembert-bio-base", "Dr-BERT/DrBERT-7GB", "almanach/camembertav2-base")
 
 
-def _fake_hub_cache(cache: Path) -> Path:
-    """A Hugging Face hub cache holding the hub teachers' config.json alone (their real shape:
-    12 layers, width 768, 12 heads, feed-forward 3072), so the config check resolves them
-    offline and checks the student sizes against them, as on a machine that downloaded them."""
+HUB_TEACHER_SHAPE = {
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+    "architectures": ["AutoModelForMaskedLM"],
+}
+
+
+def _fake_hub_cache(cache: Path, models: dict | None = None) -> Path:
+    """A Hugging Face hub cache holding each model's config.json alone (by default the hub
+    teachers, with their real shape: 12 layers, width 768, 12 heads, feed-forward 3072), so the
+    config check resolves them offline and checks the student sizes against them, as on a
+    machine that downloaded them."""
     commit = "0" * 40
-    for repo in HUB_REPOS:
+    for repo, model_config in (models or dict.fromkeys(HUB_REPOS, HUB_TEACHER_SHAPE)).items():
         folder = cache / ("models--" + repo.replace("/", "--"))
         (folder / "refs").mkdir(parents=True)
         (folder / "refs" / "main").write_text(commit)
         snapshot = folder / "snapshots" / commit
         snapshot.mkdir(parents=True)
-        shape = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12}
-        shape |= {"intermediate_size": 3072, "architectures": ["AutoModelForMaskedLM"]}
-        (snapshot / "config.json").write_text(json.dumps(shape))
+        (snapshot / "config.json").write_text(json.dumps(model_config))
     return cache
 
 

@@ -249,8 +249,16 @@ def build_cache(
     shards, total_bytes = write_shards(
         out_dir, key, len(sentences), shard_size, compute, f"caching {teacher} logits"
     )
+    manifest = task_manifest(identity, labels, sentences, max_length)
+    return finish_cache(out_dir, manifest, shards, total_bytes)
+
+
+def task_manifest(
+    identity: dict, labels: list[str], sentences: list[dict], max_length: int | None
+) -> dict:
+    """The fields of a task cache's manifest (word-level label rows), before its shards."""
     n_words = sum(len(s["words"]) for s in sentences)
-    manifest = identity | {
+    return identity | {
         "kind": "task",
         "level": "word",
         "k": None,
@@ -263,7 +271,6 @@ def build_cache(
         "n_tokens": n_words,
         "shape": [n_words, len(labels)],
     }
-    return finish_cache(out_dir, manifest, shards, total_bytes)
 
 
 def load_cache(

@@ -369,13 +369,15 @@ def evaluate_generative_tagger(
                 result[f"f1_{name}"] = scores["f1"]
     result |= {f"{k}_inference": inference[k] for k in ("energy_kwh", "co2_kg") if k in inference}
     clean = read_jsonl(test_files["clean"])
+    runs = config["evaluate"]["latency_runs"]
+    if loaded.device == "cuda":  # decoded text is on the host: each call ends synchronised
+        result["gpu_latency_ms_b1"] = _latency_ms(lambda s: loaded.outputs(s, "cuda"), clean, runs)
+        result["gpu_name"] = torch.cuda.get_device_name()
     before = torch.get_num_threads()
     torch.set_num_threads(config["evaluate"]["latency_threads"])
     try:
         loaded.model.cpu()
-        result["latency_ms_b1"] = _latency_ms(
-            lambda s: loaded.outputs(s, "cpu"), clean, config["evaluate"]["latency_runs"]
-        )
+        result["latency_ms_b1"] = _latency_ms(lambda s: loaded.outputs(s, "cpu"), clean, runs)
     finally:
         torch.set_num_threads(before)
     total = sum(p.numel() for p in loaded.model.parameters())

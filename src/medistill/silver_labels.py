@@ -25,6 +25,7 @@ from medistill.cache import (
     load_shard,
     sentences_fingerprint,
     shard_key,
+    task_manifest,
     teacher_weights_sha,
     write_shards,
 )
@@ -98,19 +99,7 @@ def label_corpus(
     for shard in shards:
         counts = load_shard(Path(manifest_path), shard)["parse_counts"]
         parse.add(ParseCounts(**dict(zip(COUNTED, map(int, counts), strict=True))))
-    n_words = sum(len(s["words"]) for s in sentences)
-    manifest = identity | {
-        "kind": "task",
-        "level": "word",
-        "k": None,
-        "dtype": DTYPE,
-        "max_length": None,
-        "labels": labels,
-        "mask": None,
-        "hidden_layers": [],
-        "n_sentences": len(sentences),
-        "n_tokens": n_words,
-        "shape": [n_words, len(labels)],
+    manifest = task_manifest(identity, labels, sentences, None) | {
         "silver": {
             "labels_from": tagger_name,
             "tagger": spec,
