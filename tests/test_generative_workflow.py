@@ -148,7 +148,7 @@ def test_an_offline_prompted_tagger_is_skipped_with_a_message(default_config, ca
         validate_config(config, where="c.yaml")
 
 
-def test_prompted_taggers_get_their_default_shots(default_config, tmp_path):
+def test_taggers_get_their_defaults(default_config, tmp_path):
     folder = tmp_path / "llm"
     folder.mkdir()
     (folder / "config.json").write_text("{}")
@@ -158,6 +158,9 @@ def test_prompted_taggers_get_their_default_shots(default_config, tmp_path):
     }
     config = validate_config(_with_generative(default_config, generative), where="c.yaml")
     assert config["generative"]["taggers"]["llm"]["shots"] == 3
+    generative = {"taggers": TAGGER["taggers"], "sweep": ["gen"]}
+    config = validate_config(_with_generative(default_config, generative), where="c.yaml")
+    assert config["generative"]["taggers"]["gen"]["freeze_encoder"] is True
     assert config["generative"]["generation"]["max_new_tokens"] == 96
 
 

@@ -116,11 +116,11 @@ def with_defaults(config: dict) -> dict:
             teacher.setdefault("task", merged["sweep"]["task"])
             teacher["finetune"] = _merge(merged["finetune"], teacher.get("finetune", {}))
     tagger_defaults = schema["properties"]["generative"]["properties"]["taggers"]
-    shots = tagger_defaults["additionalProperties"]["properties"]["shots"]["default"]
+    tagger_keys = tagger_defaults["additionalProperties"]["properties"]
     taggers = merged["generative"]["taggers"]
     for tagger in taggers.values():
-        if tagger["kind"] == "prompted":
-            tagger.setdefault("shots", shots)
+        key = "shots" if tagger["kind"] == "prompted" else "freeze_encoder"
+        tagger.setdefault(key, tagger_keys[key]["default"])
     for teacher in teachers.values():
         # a mix or generative teacher carries the licences of what its students learn from and
         # start from, for tags and the report

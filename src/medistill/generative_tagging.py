@@ -215,7 +215,13 @@ def finetune_generative_tagger(
 
     def new_model():
         model, _ = warm_started(Path(base_dir), config["trust_remote_code"])
-        model.config.medistill_tagger = {"name": tagger} | family["taggers"][tagger]
+        spec = family["taggers"][tagger]
+        model.config.medistill_tagger = {"name": tagger} | spec
+        # Trained end to end, the encoder learns to output one vector for every sentence
+        # (measured: last-layer outputs identical across sentences after 500 steps) before the
+        # fresh cross-attention can use it; frozen, it keeps its pretrained token states.
+        if spec["freeze_encoder"]:
+            model.encoder.requires_grad_(False)
         return model
 
     runs = train_seeds(
