@@ -10,6 +10,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from test_workflow import ROOT, _fake_hub_cache, _fake_local_data, _stacked_config, snakemake
 
@@ -49,6 +50,13 @@ def test_a_finetuned_generative_tagger_is_a_report_row_and_teaches_a_student(smo
 
     tagger = workdir / "results" / "generative" / "gen" / "ner-synth"
     assert (tagger / "model" / "config.json").is_file()
+    # the decoder learnt on the frozen encoder (freeze_encoder): the encoder is the base's
+    from safetensors.torch import load_file
+
+    weights = load_file(tagger / "model" / "model.safetensors")
+    base = load_file(workdir / "results" / "teachers" / "minilm-l6" / "base" / "model.safetensors")
+    name = next(k for k in base if k.endswith("encoder.layer.5.output.dense.weight"))
+    assert torch.equal(weights["encoder." + name.removeprefix("bert.")], base[name])
     scores = json.loads((tagger / "eval.json").read_text())
     assert scores["role"] == "generative" and scores["licence"] == "Apache-2.0"
     assert 0.0 <= scores["f1"] <= 1.0 and scores["latency_ms_b1"] > 0

@@ -123,6 +123,14 @@ def test_seq2seq_sweep_runs_every_route_to_the_report(tiny_bert, tmp_path):
     rerun = [line for line in plan.stdout.splitlines() if line.strip().startswith("output:")]
     assert rerun and all("/word/" in line or "report" in line for line in rerun), rerun
 
+    # Freezing the teacher's encoder retrains the teacher, and so everything made from it.
+    edited = _tiny_config(tiny_bert)
+    edited["seq2seq"]["freeze_encoder"] = True
+    config.write_text(yaml.safe_dump(edited))
+    plan = _snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(config))
+    assert plan.returncode == 0, plan.stderr
+    assert "finetune_seq2seq_teacher" in plan.stdout and "prepare_pairs" not in plan.stdout
+
 
 def test_bad_pair_file_stops_before_any_job(tiny_bert, tmp_path):
     pairs = tmp_path / "pairs.jsonl"

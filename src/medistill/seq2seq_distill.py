@@ -146,6 +146,8 @@ def finetune_seq2seq_teacher(
             "licence": spec["licence"],
             "task": task,
         }
+        if family["freeze_encoder"]:  # see generative_tagging: the encoder may collapse
+            model.get_encoder().requires_grad_(False)
         return model
 
     runs = _train(

@@ -483,7 +483,7 @@ def s2s_finetune_settings(wildcards):
     return (
         config_slice(*MODEL_KEYS, "seeds", "energy")
         | {"teachers": {wildcards.teacher: teacher}}
-        | s2s_slice("seeds", "finetune", "generation")
+        | s2s_slice("seeds", "finetune", "freeze_encoder", "generation")
     )
 
 
