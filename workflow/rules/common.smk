@@ -4,7 +4,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from medistill.config import validate_config
+from medistill.config import generative_teachers, validate_config
 from medistill.errors import ConfigError
 from medistill.tasks import BASELINE_CORPUS, ROBUSTNESS_SETS
 
@@ -599,8 +599,8 @@ def generative_model(wildcards):
 
 def generative_evaluation_files(wildcards=None):
     """The swept taggers' rows, and those of the taggers generative teachers learn from."""
-    teaching = [config["teachers"][t].get("labels_from") for t in SWEEP["teachers"]]
-    taggers = dict.fromkeys([*GENERATIVE["sweep"], *filter(None, teaching)])
+    teaching = generative_teachers(config).values()
+    taggers = dict.fromkeys([*GENERATIVE["sweep"], *teaching])
     return expand(
         "results/generative/{tagger}/{task}/eval.json", tagger=taggers, task=TASK
     )
