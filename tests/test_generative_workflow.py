@@ -192,9 +192,14 @@ INSTRUCTION_MODELS = (
 
 
 def _fake_instruction_models(cache):
-    """The hub cache of the encoder teachers, plus the instruction models' config.json."""
+    """The hub cache of the encoder teachers, plus the instruction models' and GLiNER's
+    config.json."""
     causal_lm = {"architectures": ["Qwen2ForCausalLM"]}
-    return _fake_hub_cache(_fake_hub_cache(cache), dict.fromkeys(INSTRUCTION_MODELS, causal_lm))
+    models = dict.fromkeys(INSTRUCTION_MODELS, causal_lm) | {"urchade/gliner_multi-v2.1": {}}
+    _fake_hub_cache(_fake_hub_cache(cache), models)
+    for config_file in cache.glob("models--urchade--gliner_multi-v2.1/snapshots/*/config.json"):
+        config_file.rename(config_file.with_name("gliner_config.json"))
+    return cache
 
 
 def test_the_generative_hub_study_validates_and_plans_its_rows(tmp_path, monkeypatch):
@@ -210,9 +215,10 @@ def test_the_generative_hub_study_validates_and_plans_its_rows(tmp_path, monkeyp
     monkeypatch.chdir(workdir)
     config = validate_config(copy.deepcopy(raw), where=", ".join(HUB_FILES))
     family = config["generative"]
-    assert len(family["sweep"]) == 5  # none skipped: every model is in the cache
-    prompted = [t for t in family["taggers"].values() if t["kind"] == "prompted"]
-    assert {t["licence"] for t in prompted} == {"Apache-2.0"}
+    assert len(family["sweep"]) == 6  # none skipped: every model is in the cache
+    hub_models = [t for t in family["taggers"].values() if t["kind"] != "finetuned"]
+    assert {t["licence"] for t in hub_models} == {"Apache-2.0"}
+    assert family["taggers"]["gliner-multi"]["threshold"] == 0.5
     assert config["teachers"]["qwen7b-teacher"]["licence"] == "Apache-2.0 AND MIT"
 
     configfiles = [str(ROOT / "config" / name) for name in HUB_FILES]
@@ -225,7 +231,7 @@ def test_the_generative_hub_study_validates_and_plans_its_rows(tmp_path, monkeyp
     expected = {
         "finetune_teacher": 3,
         "finetune_generative_tagger": 1,
-        "evaluate_generative_tagger": 5,
+        "evaluate_generative_tagger": 6,
         "cache_teacher_logits": 3,
         "cache_silver_tags": 1,
         "distill_student": 18 + 3,

@@ -36,6 +36,7 @@ ONNX_OPSET = 18
 # The files a folder's inference reads besides its weights: config and tokenizer.
 INFERENCE_SIDE_FILES = (
     "config.json",
+    "gliner_config.json",  # a GLiNER folder's (generative_tagging)
     "tokenizer*",
     "vocab*",
     "merges.txt",
@@ -43,7 +44,12 @@ INFERENCE_SIDE_FILES = (
     "added_tokens.json",
     "*.model",  # sentencepiece
 )
-WEIGHT_FILES = {None: "model*.safetensors", INT8_KIND: INT8_WEIGHTS, ONNX_KIND: ONNX_GRAPH}
+# fp32 weights: safetensors, or the pickled state dict of older hub snapshots (GLiNER's)
+WEIGHT_FILES = {
+    None: ("model*.safetensors", "pytorch_model*.bin"),
+    INT8_KIND: (INT8_WEIGHTS,),
+    ONNX_KIND: (ONNX_GRAPH,),
+}
 
 
 @contextmanager
@@ -299,7 +305,9 @@ def model_disk_mb(model_dir: str | os.PathLike) -> float:
     safetensors, int8 state dict or ONNX graph), config and tokenizer files; the rest of the
     folder (an int8 folder's fp32 weights, training history, model card) is not counted."""
     model_dir = Path(model_dir)
-    compression = read_json(model_dir / "config.json").get("medistill_compression") or {}
-    patterns = [WEIGHT_FILES[compression.get("kind")], *INFERENCE_SIDE_FILES]
+    config_file = model_dir / "config.json"  # a GLiNER folder has none
+    config = read_json(config_file) if config_file.is_file() else {}
+    compression = config.get("medistill_compression") or {}
+    patterns = [*WEIGHT_FILES[compression.get("kind")], *INFERENCE_SIDE_FILES]
     needed = {path for pattern in patterns for path in model_dir.glob(pattern) if path.is_file()}
     return sum(path.stat().st_size for path in needed) / 2**20

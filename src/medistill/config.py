@@ -118,8 +118,9 @@ def with_defaults(config: dict) -> dict:
     tagger_defaults = schema["properties"]["generative"]["properties"]["taggers"]
     tagger_keys = tagger_defaults["additionalProperties"]["properties"]
     taggers = merged["generative"]["taggers"]
+    kind_keys = {"prompted": "shots", "finetuned": "freeze_encoder", "gliner": "threshold"}
     for tagger in taggers.values():
-        key = "shots" if tagger["kind"] == "prompted" else "freeze_encoder"
+        key = kind_keys[tagger["kind"]]
         tagger.setdefault(key, tagger_keys[key]["default"])
     for teacher in teachers.values():
         # a mix or generative teacher carries the licences of what its students learn from and
@@ -137,12 +138,12 @@ def with_defaults(config: dict) -> dict:
 
 
 def tagger_licence(config: dict, tagger: str) -> str | None:
-    """A generative tagger's licence: a prompted one's own, a fine-tuned one its base teacher's
-    (None when the names do not resolve; the checks say so)."""
+    """A generative tagger's licence: a prompted or GLiNER one's own, a fine-tuned one its base
+    teacher's (None when the names do not resolve; the checks say so)."""
     spec = config["generative"]["taggers"].get(tagger)
     if spec is None:
         return None
-    if spec["kind"] == "prompted":
+    if spec["kind"] != "finetuned":
         return spec["licence"]
     return config["teachers"].get(spec["from"], {}).get("licence")
 
@@ -334,12 +335,12 @@ def _check_generative(config: dict, where: str) -> None:
     """The generative taggers of the NER comparison and of generative teachers: names, the
     teacher a fine-tuned one starts from, licences and sources, checked before any job.
 
-    A prompted tagger of `generative.sweep` whose hub model is not available offline (not in
-    the local cache, `allow_network` false) is taken out of the sweep with a message on
-    stderr, so an offline run still reports the rest; one a generative teacher learns from
+    A prompted or GLiNER tagger of `generative.sweep` whose hub model is not available offline
+    (not in the local cache, `allow_network` false) is taken out of the sweep with a message
+    on stderr, so an offline run still reports the rest; one a generative teacher learns from
     is an error."""
     from medistill.errors import TeacherSourceError
-    from medistill.teachers import resolve_teacher
+    from medistill.teachers import GLINER_CONFIG, resolve_teacher
 
     family = config["generative"]
     teaching = generative_teachers(config)
@@ -367,8 +368,9 @@ def _check_generative(config: dict, where: str) -> None:
                 )
             continue
         _check_licence(name, tagger["licence"], config, where, "generative.taggers")
+        marker = GLINER_CONFIG if tagger["kind"] == "gliner" else "config.json"
         try:
-            resolve_teacher(tagger["source"], allow_network=config["allow_network"])
+            resolve_teacher(tagger["source"], config["allow_network"], marker)
         except TeacherSourceError as error:
             offline_hub = tagger["source"].startswith("hub:") and not config["allow_network"]
             if not offline_hub or name in teaching.values():

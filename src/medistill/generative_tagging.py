@@ -2,16 +2,20 @@
 (`medistill.tagging_text`), scored by the same seqeval protocol, on the same test and
 robustness sets, as the encoder teacher and its students.
 
-Two kinds of tagger:
+Three kinds of tagger:
 - `finetuned`: an encoder-decoder fine-tuned on the task's train split, sentence -> linearised
   `TYPE: mention` lines. From an encoder (`from`: a `teachers` entry) it is a BERT2BERT
   warm-started with `medistill.seq2seq.warm_started`, so one runs offline here; from a hub
   encoder-decoder (BARThez, mT5), that model.
 - `prompted`: a causal LM with a chat template (`AutoModelForCausalLM`), zero- or few-shot, the
   examples drawn from the train split with the config's seed.
+- `gliner`: a GLiNER span model (Zaratiana et al. 2024), the small zero-shot reference: it
+  scores spans against the entity types' descriptions; its spans are written as the same
+  `TYPE: mention` lines, so one parse and one set of counts serve every kind.
 
-Both decode greedily with transformers' `generate`. Every output line that cannot be parsed or
-aligned to the sentence's words is counted (`ParseCounts`) and reported with the scores.
+The generative kinds decode greedily with transformers' `generate`. Every output line that
+cannot be parsed or aligned to the sentence's words is counted (`ParseCounts`) and reported
+with the scores.
 """
 
 from __future__ import annotations
@@ -32,13 +36,14 @@ from medistill.scoring import ner_scores, sentence_counts
 from medistill.seq2seq import encode_pairs, generate_texts, warm_started
 from medistill.seq2seq_distill import job_fingerprint
 from medistill.tagging_text import (
+    NO_ENTITY,
     ParseCounts,
     chat_messages,
     few_shot_examples,
     linearise,
     parse_mentions,
 )
-from medistill.teachers import fetch_teacher
+from medistill.teachers import GLINER_CONFIG, fetch_teacher
 from medistill.training import train_seeds
 
 # French descriptions of the synthetic task's entity types (`lexicons.LABELS`), for prompts.
@@ -57,10 +62,14 @@ def task_entity_types(task_dir: Path) -> list[str]:
     return list(dict.fromkeys(label[2:] for label in labels if label != "O"))
 
 
-def type_descriptions(entity_types: Sequence[str]) -> dict[str, str]:
-    """What a prompt says of each type: its French description where known, else its name (a
-    corpus's own types, e.g. E3C's CLINENTITY, are shown as they are called)."""
-    return {name: TYPE_DESCRIPTIONS.get(name, name) for name in entity_types}
+def type_descriptions(
+    entity_types: Sequence[str], overrides: dict[str, str] | None = None
+) -> dict[str, str]:
+    """What a prompt (or GLiNER) is told of each type: the tagger's own `descriptions`, else
+    the French description of a synthetic type, else its name (a corpus's own types, e.g.
+    E3C's CLINENTITY, are shown as they are called unless the config describes them)."""
+    overrides = overrides or {}
+    return {name: overrides.get(name, TYPE_DESCRIPTIONS.get(name, name)) for name in entity_types}
 
 
 def sentence_pairs(sentences: Sequence[dict]) -> list[dict]:
@@ -157,6 +166,42 @@ def prompted_outputs(
         answers = generated[:, batch["input_ids"].shape[1] :]
         outputs.extend(t.strip() for t in tokenizer.batch_decode(answers, skip_special_tokens=True))
     return outputs
+
+
+@torch.no_grad()
+def gliner_outputs(
+    model, sentences: Sequence[dict], descriptions: dict[str, str], threshold: float, batch: int
+) -> list[str]:
+    """A GLiNER model's flat spans over each sentence (its words joined by spaces), as
+    `TYPE: mention` lines in sentence order, the type found back from its description."""
+    types = {description: name for name, description in descriptions.items()}
+    texts = [" ".join(s["words"]) for s in sentences]
+    found = model.inference(
+        texts, list(types), flat_ner=True, threshold=threshold, batch_size=batch
+    )
+    return [
+        "\n".join(
+            f"{types[span['label']]}: {text[span['start'] : span['end']]}"
+            for span in sorted(spans, key=lambda span: span["start"])
+        )
+        or NO_ENTITY
+        for text, spans in zip(texts, found, strict=True)
+    ]
+
+
+def load_gliner(model_dir: Path, remote: bool):
+    """A GLiNER snapshot, offline. GLiNER builds its backbone with `trust_remote_code=True`
+    whatever the caller says, so a snapshot whose backbone names its own code (`auto_map`) is
+    refused unless the config opts in to remote code."""
+    from gliner import GLiNER
+
+    backbone = read_json(Path(model_dir) / GLINER_CONFIG).get("encoder_config") or {}
+    if "auto_map" in backbone and not remote:
+        raise ValueError(
+            f"{model_dir}: this GLiNER's backbone runs code from its repository (auto_map); "
+            "set trust_remote_code: true in the config to allow it"
+        )
+    return GLiNER.from_pretrained(str(model_dir), local_files_only=True)
 
 
 class VllmEngine:
@@ -277,6 +322,7 @@ class Tagger:
     licence: str
     size: str
     device: str
+    embeddings: torch.nn.Module  # the input embeddings, for `params_non_embedding`
 
     def tags(self, sentences: Sequence[dict]) -> tuple[list[list[str]], ParseCounts]:
         return tag_outputs(self.outputs(sentences, self.device), sentences, self.entity_types)
@@ -285,8 +331,9 @@ class Tagger:
 def load_tagger(
     config: dict, tagger: str, model_dir: Path | None, task_dir: Path, allow_network: bool = False
 ) -> Tagger:
-    """A `finetuned` tagger from its folder, or a `prompted` one from its `source` (downloaded
-    only with `allow_network`), its few-shot examples drawn from the task's train split."""
+    """A `finetuned` tagger from its folder, or a `prompted` or `gliner` one from its `source`
+    (downloaded only with `allow_network`); a prompted one's few-shot examples are drawn from
+    the task's train split."""
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     family = config["generative"]
@@ -294,7 +341,20 @@ def load_tagger(
     generation = family["generation"]
     remote = config["trust_remote_code"]
     entity_types = task_entity_types(task_dir)
-    if spec["kind"] == "prompted":
+    descriptions = type_descriptions(entity_types, spec.get("descriptions"))
+    if spec["kind"] == "gliner":
+        model_dir = fetch_teacher(spec["source"], allow_network, GLINER_CONFIG)
+        model = load_gliner(model_dir, remote)
+
+        def outputs(sentences, device):
+            model.to(device)
+            return gliner_outputs(
+                model, sentences, descriptions, spec["threshold"], generation["batch_size"]
+            )
+
+        licence, size = spec["licence"], "zero-shot"
+        embeddings = model.model.token_rep_layer.bert_layer.model.get_input_embeddings()
+    elif spec["kind"] == "prompted":
         model_dir = fetch_teacher(spec["source"], allow_network)
         tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=remote)
         # in the dtype of its weights (bf16 for most instruction models), not float32
@@ -303,7 +363,6 @@ def load_tagger(
         )
         train = read_jsonl(Path(task_dir) / "train.jsonl")
         examples = few_shot_examples(train, spec["shots"], config["seed"])
-        descriptions = type_descriptions(entity_types)
 
         engine = None
         if generation["engine"] == "vllm":
@@ -317,6 +376,7 @@ def load_tagger(
             )
 
         licence, size = spec["licence"], f"prompted-{spec['shots']}shot"
+        embeddings = model.get_input_embeddings()
     else:
         tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=remote)
         model = AutoModelForSeq2SeqLM.from_pretrained(model_dir, trust_remote_code=remote)
@@ -325,11 +385,12 @@ def load_tagger(
             return seq2seq_outputs(model, tokenizer, sentences, generation, device)
 
         licence, size = config["teachers"][spec["from"]]["licence"], "finetuned"
+        embeddings = model.get_input_embeddings()
     device = choose_device(config["device"])
     # with vLLM on the GPU, the transformers copy only times batch 1 on the CPU
     served = spec["kind"] == "prompted" and generation["engine"] == "vllm"
     model.eval().to("cpu" if served else device)
-    return Tagger(model, outputs, entity_types, Path(model_dir), licence, size, device)
+    return Tagger(model, outputs, entity_types, Path(model_dir), licence, size, device, embeddings)
 
 
 def evaluate_generative_tagger(
@@ -387,7 +448,7 @@ def evaluate_generative_tagger(
     finally:
         torch.set_num_threads(before)
     total = sum(p.numel() for p in loaded.model.parameters())
-    embeddings = loaded.model.get_input_embeddings().weight.numel()
+    embeddings = loaded.embeddings.weight.numel()
     result |= {
         "params_total": total,
         "params_non_embedding": total - embeddings,

@@ -23,6 +23,9 @@ def has_masked_lm_head(model_config: dict) -> bool:
     return any(name.endswith("ForMaskedLM") for name in model_config.get("architectures") or ())
 
 
+GLINER_CONFIG = "gliner_config.json"  # what a GLiNER folder holds instead of config.json
+
+
 def _hub_model(spec: str, allow_network: bool) -> Path | None:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
@@ -42,8 +45,11 @@ def _hub_model(spec: str, allow_network: bool) -> Path | None:
         ) from None
 
 
-def resolve_teacher(source: str, allow_network: bool = False) -> Path | None:
-    """The local folder of a teacher, or None for a hub model that will be downloaded later."""
+def resolve_teacher(
+    source: str, allow_network: bool = False, marker: str = "config.json"
+) -> Path | None:
+    """The local folder of a teacher (a folder holding `marker`: a transformers model's
+    config.json, or GLINER_CONFIG), or None for a hub model that will be downloaded later."""
     kind, _, spec = source.partition(":")
     if kind == "package":
         path = package_model_path(spec)
@@ -55,14 +61,14 @@ def resolve_teacher(source: str, allow_network: bool = False) -> Path | None:
             return None
     else:
         raise TeacherSourceError(f"unknown source kind '{kind}'; use package:, local: or hub:")
-    if not (path / "config.json").is_file():
-        raise TeacherSourceError(f"{path} is not a save_pretrained model folder (no config.json)")
+    if not (path / marker).is_file():
+        raise TeacherSourceError(f"{path} is not a save_pretrained model folder (no {marker})")
     return path
 
 
-def fetch_teacher(source: str, allow_network: bool) -> Path:
+def fetch_teacher(source: str, allow_network: bool, marker: str = "config.json") -> Path:
     """The teacher's folder, downloading a hub model where the config allows it."""
-    path = resolve_teacher(source, allow_network)
+    path = resolve_teacher(source, allow_network, marker)
     if path is None:
         from huggingface_hub import snapshot_download
 
