@@ -136,3 +136,17 @@ def test_gliner_entries_are_checked_before_any_job(default_config, tmp_path, cap
     hub = {"kind": "gliner", "source": "hub:urchade/gliner_multi-v2.1", "licence": "Apache-2.0"}
     assert validate(hub)["generative"]["sweep"] == []
     assert "generative.taggers.gl skipped" in capsys.readouterr().err
+
+
+def test_descriptions_must_name_distinct_types_of_the_task(default_config, tiny_gliner, tmp_path):
+    from medistill.generative_tagging import load_tagger
+
+    task = _task(tmp_path)
+    config = _config(default_config, tiny_gliner)
+    spec = config["generative"]["taggers"]["gl"]
+    spec["descriptions"] = {"SOSYY": "symptôme"}
+    with pytest.raises(ValueError, match=r"descriptions\.SOSYY: not an entity type of .*labels"):
+        load_tagger(config, "gl", None, task)
+    spec["descriptions"] = {"SOSY": "maladie", "DISO": "maladie"}
+    with pytest.raises(ValueError, match="describes two types"):
+        load_tagger(config, "gl", None, task)

@@ -328,6 +328,22 @@ class Tagger:
         return tag_outputs(self.outputs(sentences, self.device), sentences, self.entity_types)
 
 
+def _check_descriptions(tagger: str, given: dict, descriptions: dict, task_dir: Path) -> None:
+    """A `descriptions` key must be a type of the task (a misspelt one would go unused), and
+    no two types may be described alike (GLiNER finds a span's type back from its text)."""
+    where = f"generative.taggers.{tagger}.descriptions"
+    for name in given:
+        if name not in descriptions:
+            raise ValueError(
+                f"{where}.{name}: not an entity type of {Path(task_dir) / 'labels.json'} "
+                f"(types: {', '.join(descriptions)}); fix or remove the key"
+            )
+    texts = list(descriptions.values())
+    for name, text in descriptions.items():
+        if texts.count(text) > 1:
+            raise ValueError(f"{where}.{name}: '{text}' describes two types; make them differ")
+
+
 def load_tagger(
     config: dict, tagger: str, model_dir: Path | None, task_dir: Path, allow_network: bool = False
 ) -> Tagger:
@@ -342,6 +358,7 @@ def load_tagger(
     remote = config["trust_remote_code"]
     entity_types = task_entity_types(task_dir)
     descriptions = type_descriptions(entity_types, spec.get("descriptions"))
+    _check_descriptions(tagger, spec.get("descriptions", {}), descriptions, task_dir)
     if spec["kind"] == "gliner":
         model_dir = fetch_teacher(spec["source"], allow_network, GLINER_CONFIG)
         model = load_gliner(model_dir, remote)
