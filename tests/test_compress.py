@@ -112,8 +112,39 @@ def test_compress_student_compresses_a_saved_student(saved, tmp_path):
     model = load_for_inference(tmp_path / "int8")
     assert model.config.medistill_compression["kind"] == "int8-dynamic"
     assert torch.allclose(_logits(model, tokenizer), _logits(fp32, tokenizer), atol=0.05)
-    with pytest.raises(ValueError, match="int8 or onnx"):
+    with pytest.raises(ValueError, match="int8, int8-per-channel, onnx"):
         compress_student(folders["fp32"], tmp_path / "fp16", "fp16")
+
+
+def _int8_weight_error(model, fp32) -> float:
+    """Summed absolute rounding error of a loaded int8 model's Linear weights."""
+    quantized = {
+        name: layer.weight().dequantize()
+        for name, layer in model.model.named_modules()
+        if isinstance(layer, torch.ao.nn.quantized.dynamic.Linear)
+    }
+    assert quantized  # every Linear was quantised
+    return sum(
+        (weight - fp32.get_submodule(name).weight).abs().sum().item()
+        for name, weight in quantized.items()
+    )
+
+
+def test_int8_per_channel_scales_each_row_and_rounds_less(saved, tmp_path):
+    fp32, tokenizer, folders = saved
+    compress_student(folders["fp32"], tmp_path / "per-channel", "int8-per-channel")
+    model = load_for_inference(tmp_path / "per-channel")
+    assert model.config.medistill_compression["weight_scales"] == "per_channel"
+    schemes = {
+        layer.weight().qscheme()
+        for layer in model.model.modules()
+        if isinstance(layer, torch.ao.nn.quantized.dynamic.Linear)
+    }
+    assert schemes == {torch.per_channel_affine}
+    assert torch.allclose(_logits(model, tokenizer), _logits(fp32, tokenizer), atol=0.05)
+    per_tensor = load_for_inference(folders["int8"])
+    assert per_tensor.config.medistill_compression["weight_scales"] == "per_tensor"
+    assert _int8_weight_error(model, fp32) < _int8_weight_error(per_tensor, fp32)
 
 
 def test_model_disk_mb_counts_what_inference_reads(saved):

@@ -18,7 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medistill.compress import INT8_WEIGHTS, compression_kind, quantize_int8, save_int8
+from medistill.compress import (
+    INT8_WEIGHTS,
+    compression_kind,
+    int8_weight_scales,
+    quantize_int8,
+    save_int8,
+)
 from medistill.device import choose_device
 from medistill.hashing import config_hash, file_sha256
 from medistill.io import atomic_path, read_json, read_jsonl, write_jsonl
@@ -60,7 +66,7 @@ def load_seq2seq(model_dir: str | Path, trust_remote_code: bool = False):
     if compression_kind(model.config) is None:
         return model.eval(), tokenizer
     # an int8 folder holds the fp32 weights (its architecture) and the int8 state dict
-    quantized = quantize_int8(model)
+    quantized = quantize_int8(model, int8_weight_scales(model.config))
     quantized.load_state_dict(torch.load(model_dir / INT8_WEIGHTS, weights_only=True))
     return quantized.eval(), tokenizer
 
