@@ -323,6 +323,15 @@ def test_offline_e3c_study_and_its_ablation_validate(tmp_path, monkeypatch):
     assert ablation["distill"]["steps"] == 200 and ablation["distill"]["patience"] == 0
     assert ablation["teachers"]["minilm-l6"]["finetune"]["learning_rate"] == 2e-4
     assert ablation["teachers"]["minilm-l6"]["seeds"] == 3
+    # Mantra: the same recipe on another corpus; only the task differs from the E3C study.
+    mantra_stack = _stacked_config(["e3c-offline.yaml", "mantra-offline.yaml"])
+    _fake_local_data(workdir, mantra_stack)
+    mantra = validate_config(mantra_stack, where="mantra-offline.yaml")
+    assert mantra["sweep"] == {**config["sweep"], "task": "mantra"}
+    shared = ("finetune", "distill", "sizes", "corpora", "seeds")
+    assert {key: mantra[key] for key in shared} == {key: config[key] for key in shared}
+    for name, teacher in config["teachers"].items():  # each teacher is fine-tuned on the task
+        assert mantra["teachers"][name] == {**teacher, "task": "mantra"}
 
 
 @pytest.mark.parametrize("study", sorted(HUB_STUDIES))
