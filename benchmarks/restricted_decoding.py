@@ -5,11 +5,12 @@ Usage: python benchmarks/restricted_decoding.py MODEL_DIR TASK_DIR [--shares 0.5
 
 MODEL_DIR is a fine-tuned seq2seq folder (e.g. results/seq2seq/teachers/minilm-l6/summary-synth/
 model), TASK_DIR its task's pairs (results/seq2seq/tasks/summary-synth: train.jsonl, test.jsonl).
-Decodes the test sources freely, then once per `--shares` value with the vocabulary restricted,
-per source, to that source's tokens plus the tokens found in at least that share of the training
-targets (the summaries' own wording: "motif", "traitements", punctuation) and the special
-tokens: the summary's entities all come from its report, and a BERT2BERT trained on 2 cores
-invents subwords instead of copying them. Printed: ROUGE-1/2/L, entity recall and precision,
+Decodes the test sources freely (`medistill.seq2seq.generate_texts`, batch 1), then once per
+`--shares` value with the vocabulary restricted, per source, to that source's tokens plus the
+tokens found in at least that share of the training targets (`frequent_target_tokens`: the
+summaries' own wording, "motif", "traitements", punctuation, and the special tokens): the
+summary's entities all come from its report, and a BERT2BERT trained on 2 cores invents
+subwords instead of copying them. Printed: ROUGE-1/2/L, entity recall and precision,
 hallucinated entities per output (`generation_scoring.score_generations`) for the lead baseline
 and each decoding, and one output of each. A measurement: the exit code is 0.
 """
@@ -18,44 +19,15 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections import Counter
 from pathlib import Path
-
-import torch
 
 from medistill.generation_scoring import lead_baseline, score_generations
 from medistill.io import read_jsonl
+from medistill.seq2seq import frequent_target_tokens, generate_texts
 from medistill.seq2seq_distill import load_seq2seq
 
 SHOWN = ("rouge1", "rouge2", "rougeL", "entity_recall", "entity_precision")
 SHOWN += ("hallucinated_per_output",)
-
-
-def frequent_target_tokens(tokenizer, targets: list[str], min_share: float) -> set[int]:
-    """Token ids found in at least `min_share` of `targets`."""
-    counts = Counter()
-    for target in targets:
-        counts.update(set(tokenizer(target, add_special_tokens=False)["input_ids"]))
-    return {token for token, n in counts.items() if n / len(targets) >= min_share}
-
-
-@torch.no_grad()
-def decode(model, tokenizer, sources: list[str], args, extra: set[int] | None) -> list[str]:
-    """Outputs at batch 1; with `extra`, each restricted to its source's tokens + `extra`."""
-    outputs = []
-    for source in sources:
-        encoded = tokenizer(
-            source, truncation=True, max_length=args.max_source, return_tensors="pt"
-        )
-        restriction = {}
-        if extra is not None:
-            allowed = sorted(set(encoded["input_ids"][0].tolist()) | extra)
-            restriction["prefix_allowed_tokens_fn"] = lambda batch_id, ids, allowed=allowed: allowed
-        generated = model.generate(
-            **encoded, max_new_tokens=args.max_new_tokens, num_beams=args.num_beams, **restriction
-        )
-        outputs.append(tokenizer.decode(generated[0], skip_special_tokens=True).strip())
-    return outputs
 
 
 def show(name: str, pairs: list[dict], outputs: list[str], seconds: float | None) -> None:
@@ -83,18 +55,16 @@ def main() -> None:
     sources = [pair["source"] for pair in test]
     print(f"{len(test)} test pairs, {len(targets)} training targets, {args.num_beams} beams")
     show("lead baseline", test, [lead_baseline(s, args.lead_sentences) for s in sources], None)
+    settings = {"max_source": args.max_source, "max_new_tokens": args.max_new_tokens}
+    settings |= {"num_beams": args.num_beams, "batch_size": 1, "device": "cpu"}
     began = time.perf_counter()
-    show(
-        "free decoding",
-        test,
-        decode(model, tokenizer, sources, args, None),
-        time.perf_counter() - began,
-    )
+    outputs = generate_texts(model, tokenizer, sources, **settings)
+    show("free decoding", test, outputs, time.perf_counter() - began)
     for share in args.shares:
-        extra = frequent_target_tokens(tokenizer, targets, share) | set(tokenizer.all_special_ids)
+        vocabulary = frequent_target_tokens(tokenizer, targets, share)
         began = time.perf_counter()
-        outputs = decode(model, tokenizer, sources, args, extra)
-        name = f"source + tokens of >= {share:.0%} of targets ({len(extra)} ids)"
+        outputs = generate_texts(model, tokenizer, sources, **settings, vocabulary=vocabulary)
+        name = f"source + tokens of >= {share:.0%} of targets ({len(vocabulary)} ids)"
         show(name, test, outputs, time.perf_counter() - began)
 
 

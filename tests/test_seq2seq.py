@@ -11,9 +11,11 @@ from medistill.losses import Seq2SeqObjective, topk_kl
 from medistill.seq2seq import (
     collate_pairs,
     encode_pairs,
+    frequent_target_tokens,
     generate_texts,
     generation_latency,
     shrink,
+    source_restriction,
     teacher_topk,
     warm_started,
 )
@@ -203,3 +205,40 @@ def test_a_seed_run_is_reused_only_for_the_same_settings_and_inputs(tmp_path):
     assert job_fingerprint(edited, [teacher, pairs]) != before
     (teacher / "model.safetensors").write_bytes(b"retrained")  # a retrained teacher
     assert job_fingerprint(settings, [teacher, pairs]) != before
+
+
+def test_restricted_decoding_writes_only_source_and_frequent_target_tokens(bert2bert):
+    teacher, tokenizer = bert2bert
+    targets = ["motif : douleur", "motif : fievre", "sortie : domicile"]
+    vocabulary = frequent_target_tokens(tokenizer, targets, min_share=0.5)
+    words = {tokenizer.decode([token]) for token in vocabulary - set(tokenizer.all_special_ids)}
+    assert words == {"motif", ":"}  # "sortie", "douleur"... are in fewer than half
+    sources = [p["source"] for p in PAIRS]
+    batch = tokenizer(sources, padding=True, return_tensors="pt")
+    generated = teacher.generate(
+        **batch,
+        max_new_tokens=12,
+        num_beams=2,
+        **source_restriction(batch["input_ids"], batch["attention_mask"], vocabulary),
+    )
+    for written, ids, mask in zip(
+        generated, batch["input_ids"], batch["attention_mask"], strict=True
+    ):
+        assert set(written.tolist()) <= set(ids[mask.bool()].tolist()) | vocabulary
+    settings = {"max_source": 32, "max_new_tokens": 12, "num_beams": 2, "batch_size": 2}
+    free = generate_texts(teacher, tokenizer, sources, **settings, device="cpu")
+    restricted = generate_texts(
+        teacher, tokenizer, sources, **settings, device="cpu", vocabulary=vocabulary
+    )
+    assert free != restricted  # the untrained teacher's free outputs leave the sources
+    assert restricted == tokenizer.batch_decode(generated, skip_special_tokens=True)
+    timing = generation_latency(
+        teacher,
+        tokenizer,
+        sources,
+        max_source=32,
+        max_new_tokens=4,
+        num_beams=1,
+        vocabulary=vocabulary,
+    )
+    assert timing["latency_ms_output"] > 0

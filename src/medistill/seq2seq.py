@@ -8,13 +8,16 @@
 - `encode_pairs` / `collate_pairs`: source/target pairs as model inputs and labels.
 - `teacher_topk`: the teacher's top-k next-token distribution along each target, with its tail
   mass (word-level KD, cached like the masked-LM top-k of `medistill.general_cache`).
-- `generate_texts` and `generation_latency`: outputs, and their CPU cost at batch 1.
+- `generate_texts` and `generation_latency`: outputs, and their CPU cost at batch 1, decoded
+  freely or restricted to each source's tokens plus a `frequent_target_tokens` set (a
+  BERT2BERT trained on a CPU budget invents entity subwords instead of copying them).
 """
 
 from __future__ import annotations
 
 import copy
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -154,6 +157,33 @@ def teacher_topk(model, examples: list[dict], pad_id: int, k: int, batch_size: i
     return out
 
 
+def frequent_target_tokens(tokenizer, targets: list[str], min_share: float) -> frozenset[int]:
+    """The special ids and the token ids found in at least `min_share` of `targets` (the
+    targets' own wording: section names, punctuation): what a restricted decoder may write
+    besides its source's tokens."""
+    counts = Counter()
+    for target in targets:
+        counts.update(set(tokenizer(target, add_special_tokens=False)["input_ids"]))
+    frequent = {token for token, n in counts.items() if n / max(len(targets), 1) >= min_share}
+    return frozenset(frequent | set(tokenizer.all_special_ids))
+
+
+def source_restriction(input_ids: torch.Tensor, attention_mask: torch.Tensor, vocabulary):
+    """`generate`'s `prefix_allowed_tokens_fn` keeping each row to its own source tokens plus
+    `vocabulary`; no restriction when `vocabulary` is None."""
+    if vocabulary is None:
+        return {}
+    allowed = [
+        sorted(set(ids[mask.bool()].tolist()) | vocabulary)
+        for ids, mask in zip(input_ids, attention_mask, strict=True)
+    ]
+
+    def restrict(row: int, _generated: torch.Tensor) -> list[int]:
+        return allowed[row]
+
+    return {"prefix_allowed_tokens_fn": restrict}
+
+
 @torch.no_grad()
 def generate_texts(
     model,
@@ -165,8 +195,10 @@ def generate_texts(
     num_beams: int,
     batch_size: int,
     device: str,
+    vocabulary: frozenset[int] | None = None,
 ) -> list[str]:
-    """Decoded outputs for `sources`, in their order (batched by length)."""
+    """Decoded outputs for `sources`, in their order (batched by length); with `vocabulary`,
+    each output may only use its source's tokens and those (`source_restriction`)."""
     model.eval().to(device)
     encoded = tokenizer(sources, truncation=True, max_length=max_source)["input_ids"]
     features = [{"input_ids": ids} for ids in encoded]
@@ -180,6 +212,7 @@ def generate_texts(
             attention_mask=batch["attention_mask"].to(device),
             max_new_tokens=max_new_tokens,
             num_beams=num_beams,
+            **source_restriction(batch["input_ids"], batch["attention_mask"], vocabulary),
         )
         texts = tokenizer.batch_decode(generated, skip_special_tokens=True)
         for index, text in zip(indices, texts, strict=True):
@@ -189,10 +222,18 @@ def generate_texts(
 
 @torch.no_grad()
 def generation_latency(
-    model, tokenizer, sources: list[str], *, max_source: int, max_new_tokens: int, num_beams: int
+    model,
+    tokenizer,
+    sources: list[str],
+    *,
+    max_source: int,
+    max_new_tokens: int,
+    num_beams: int,
+    vocabulary: frozenset[int] | None = None,
 ) -> dict[str, float]:
     """Milliseconds per output at batch 1 (median over `sources`, after one warm-up) and
-    generated tokens per second, on the current device and thread count."""
+    generated tokens per second, on the current device and thread count, decoding as
+    `generate_texts` does with the same `vocabulary`."""
     model.eval()
     device = next(model.parameters()).device
     timings, tokens = [], 0
@@ -204,6 +245,7 @@ def generation_latency(
             attention_mask=ids["attention_mask"].to(device),
             max_new_tokens=max_new_tokens,
             num_beams=num_beams,
+            **source_restriction(ids["input_ids"], ids["attention_mask"], vocabulary),
         )
         if index:  # the first call is the warm-up
             timings.append(time.perf_counter() - began)
