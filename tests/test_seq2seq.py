@@ -10,12 +10,12 @@ import torch
 from medistill.losses import Seq2SeqObjective, topk_kl
 from medistill.seq2seq import (
     collate_pairs,
+    decode_batch,
     encode_pairs,
     frequent_target_tokens,
     generate_texts,
     generation_latency,
     shrink,
-    source_restriction,
     teacher_topk,
     warm_started,
 )
@@ -215,11 +215,13 @@ def test_restricted_decoding_writes_only_source_and_frequent_target_tokens(bert2
     assert words == {"motif", ":"}  # "sortie", "douleur"... are in fewer than half
     sources = [p["source"] for p in PAIRS]
     batch = tokenizer(sources, padding=True, return_tensors="pt")
-    generated = teacher.generate(
-        **batch,
+    generated = decode_batch(
+        teacher,
+        batch["input_ids"],
+        batch["attention_mask"],
         max_new_tokens=12,
         num_beams=2,
-        **source_restriction(batch["input_ids"], batch["attention_mask"], vocabulary),
+        vocabulary=vocabulary,
     )
     for written, ids, mask in zip(
         generated, batch["input_ids"], batch["attention_mask"], strict=True

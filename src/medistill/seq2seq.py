@@ -168,20 +168,36 @@ def frequent_target_tokens(tokenizer, targets: list[str], min_share: float) -> f
     return frozenset(frequent | set(tokenizer.all_special_ids))
 
 
-def source_restriction(input_ids: torch.Tensor, attention_mask: torch.Tensor, vocabulary):
-    """`generate`'s `prefix_allowed_tokens_fn` keeping each row to its own source tokens plus
-    `vocabulary`; no restriction when `vocabulary` is None."""
-    if vocabulary is None:
-        return {}
-    allowed = [
-        sorted(set(ids[mask.bool()].tolist()) | vocabulary)
-        for ids, mask in zip(input_ids, attention_mask, strict=True)
-    ]
+def decode_batch(
+    model,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    *,
+    max_new_tokens: int,
+    num_beams: int,
+    vocabulary: frozenset[int] | None = None,
+) -> torch.Tensor:
+    """`model.generate` on one batch, on the model's device; with `vocabulary`, each row may only
+    write its own source's tokens and those (HF's `prefix_allowed_tokens_fn`)."""
+    restriction = {}
+    if vocabulary is not None:
+        allowed = [
+            sorted(set(ids[mask.bool()].tolist()) | vocabulary)
+            for ids, mask in zip(input_ids, attention_mask, strict=True)
+        ]
 
-    def restrict(row: int, _generated: torch.Tensor) -> list[int]:
-        return allowed[row]
+        def restrict(row: int, _generated: torch.Tensor) -> list[int]:
+            return allowed[row]
 
-    return {"prefix_allowed_tokens_fn": restrict}
+        restriction["prefix_allowed_tokens_fn"] = restrict
+    device = next(model.parameters()).device
+    return model.generate(
+        input_ids=input_ids.to(device),
+        attention_mask=attention_mask.to(device),
+        max_new_tokens=max_new_tokens,
+        num_beams=num_beams,
+        **restriction,
+    )
 
 
 @torch.no_grad()
@@ -198,7 +214,7 @@ def generate_texts(
     vocabulary: frozenset[int] | None = None,
 ) -> list[str]:
     """Decoded outputs for `sources`, in their order (batched by length); with `vocabulary`,
-    each output may only use its source's tokens and those (`source_restriction`)."""
+    each output may only use its source's tokens and those (`decode_batch`)."""
     model.eval().to(device)
     encoded = tokenizer(sources, truncation=True, max_length=max_source)["input_ids"]
     features = [{"input_ids": ids} for ids in encoded]
@@ -207,12 +223,13 @@ def generate_texts(
         batch = collate_pairs(
             [features[i] | {"labels": []} for i in indices], tokenizer.pad_token_id
         )
-        generated = model.generate(
-            input_ids=batch["input_ids"].to(device),
-            attention_mask=batch["attention_mask"].to(device),
+        generated = decode_batch(
+            model,
+            batch["input_ids"],
+            batch["attention_mask"],
             max_new_tokens=max_new_tokens,
             num_beams=num_beams,
-            **source_restriction(batch["input_ids"], batch["attention_mask"], vocabulary),
+            vocabulary=vocabulary,
         )
         texts = tokenizer.batch_decode(generated, skip_special_tokens=True)
         for index, text in zip(indices, texts, strict=True):
@@ -235,17 +252,17 @@ def generation_latency(
     generated tokens per second, on the current device and thread count, decoding as
     `generate_texts` does with the same `vocabulary`."""
     model.eval()
-    device = next(model.parameters()).device
     timings, tokens = [], 0
     for index, source in enumerate([sources[0], *sources]):
         ids = tokenizer(source, truncation=True, max_length=max_source, return_tensors="pt")
         began = time.perf_counter()
-        generated = model.generate(
-            input_ids=ids["input_ids"].to(device),
-            attention_mask=ids["attention_mask"].to(device),
+        generated = decode_batch(
+            model,
+            ids["input_ids"],
+            ids["attention_mask"],
             max_new_tokens=max_new_tokens,
             num_beams=num_beams,
-            **source_restriction(ids["input_ids"], ids["attention_mask"], vocabulary),
+            vocabulary=vocabulary,
         )
         if index:  # the first call is the warm-up
             timings.append(time.perf_counter() - began)
