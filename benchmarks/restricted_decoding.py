@@ -47,6 +47,8 @@ def main() -> None:
     parser.add_argument("--num-beams", type=int, default=2)
     parser.add_argument("--lead-sentences", type=int, default=3)
     args = parser.parse_args()
+    if any(not 0 < share <= 1 for share in args.shares):
+        parser.error(f"--shares: each share is a fraction in (0, 1], got {args.shares}")
 
     model, tokenizer = load_seq2seq(args.model_dir)
     model.eval()
