@@ -11,11 +11,18 @@ from medistill.cache import build_cache, load_cache, word_logits
 from medistill.distill import epoch_budget, mix_examples, pseudo_labelled
 from medistill.evaluate import cpu_latency
 from medistill.finetune import finetune_teacher
+from medistill.hashing import config_hash
 from medistill.io import write_json, write_jsonl
 from medistill.losses import TaskObjective, distillation_loss
 from medistill.scoring import ner_scores, predict_tags
 from medistill.spans import iob2_labels
-from medistill.training import batch_indices, build_examples, ner_dev_score, train
+from medistill.training import (
+    batch_indices,
+    build_examples,
+    ner_dev_score,
+    stopping_free,
+    train,
+)
 
 LABELS = iob2_labels(("DISO", "CHEM"))
 SENTENCES = [
@@ -271,6 +278,46 @@ def test_dev_selection_keeps_the_best_weights_and_stops_early(model_and_tokenize
     final = model.state_dict()
     assert all(torch.equal(final[k], weights_seen[1][k]) for k in final)  # the 0.5 weights
     assert not all(torch.equal(final[k], weights_seen[3][k]) for k in final)
+
+
+def test_a_patience_edit_resumes_a_stopped_run_only_where_it_would_not_have_stopped(
+    tiny_bert, tmp_path
+):
+    scripted = [0.1, 0.5, 0.3, 0.2, 0.9, 0.8]
+
+    def run(patience, checkpoint, first_step=0):
+        torch.manual_seed(0)
+        model = AutoModelForTokenClassification.from_pretrained(tiny_bert, num_labels=len(LABELS))
+        tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+        scores = iter(scripted[first_step:])
+        recipe = RECIPE | {"checkpoint_every": 1, "eval_every": 1, "patience": patience}
+        history = train(
+            model,
+            build_examples(tokenizer, SENTENCES, LABELS, 64),
+            recipe,
+            pad_id=tokenizer.pad_token_id,
+            seed=0,
+            device="cpu",
+            checkpoint=checkpoint,
+            fingerprint=config_hash(stopping_free(recipe)),
+            objective=TaskObjective(**CE_ONLY),
+            desc="test",
+            dev_score=lambda scored: next(scores),
+        )
+        return model, [h["dev_f1"] for h in history if "dev_f1" in h]
+
+    straight, dev = run(0, tmp_path / "straight.pt")
+    assert dev == scripted
+    _, dev = run(2, tmp_path / "raised.pt")
+    assert dev == [0.1, 0.5, 0.3, 0.2]  # stopped; its last checkpoint is at step 3
+    raised, dev = run(0, tmp_path / "raised.pt", first_step=3)  # resumed: steps 3-5 only
+    assert dev == scripted
+    for p, q in zip(straight.parameters(), raised.parameters(), strict=True):
+        assert torch.allclose(p, q, atol=1e-6)  # the step-4 weights, as without the stop
+    # the other way: the straight run's checkpoint (step 5) lies past where patience 2 stops,
+    # so it is trained again from step 0
+    _, dev = run(2, tmp_path / "straight.pt")
+    assert dev == [0.1, 0.5, 0.3, 0.2]
 
 
 def test_seeded_runs_keep_the_best_dev_run_and_resume(tiny_bert, tmp_path):

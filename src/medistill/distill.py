@@ -31,6 +31,7 @@ from medistill.training import (
     dev_summary,
     ner_dev_score,
     seed_list,
+    stopping_free,
     train,
     train_seeds,
 )
@@ -373,7 +374,9 @@ def distill_student(
         tokenizer=tokenizer,
         dev_score=ner_dev_score(config, tokenizer, read_jsonl(Path(task_dir) / "dev.jsonl")),
         checkpoint=checkpoint,
-        fingerprint=config_hash({"recipe": recipe, "size": spec, "cache": cache_shards}),
+        fingerprint=config_hash(
+            {"recipe": stopping_free(recipe), "size": spec, "cache": cache_shards}
+        ),
         desc=f"distilling {teacher}/{corpus}/{size}",
         out_dir=Path(out_dir),
         seeds_dir=Path(seeds_dir),

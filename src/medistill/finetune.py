@@ -15,6 +15,7 @@ from medistill.training import (
     dev_summary,
     ner_dev_score,
     seed_list,
+    stopping_free,
     train_seeds,
 )
 
@@ -62,7 +63,9 @@ def finetune_teacher(
         tokenizer=tokenizer,
         dev_score=ner_dev_score(config, tokenizer, read_jsonl(Path(task_dir) / "dev.jsonl")),
         checkpoint=Path(checkpoint),
-        fingerprint=config_hash({"source": spec["source"], "recipe": recipe, "n": len(examples)}),
+        fingerprint=config_hash(
+            {"source": spec["source"], "recipe": stopping_free(recipe), "n": len(examples)}
+        ),
         desc=f"fine-tuning {teacher} on {task}",
         out_dir=Path(out_dir),
         seeds_dir=Path(seeds_dir),

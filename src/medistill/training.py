@@ -64,6 +64,24 @@ def _save_checkpoint(path: Path, state: dict) -> None:
         torch.save(state, tmp)
 
 
+def stopping_free(recipe: dict) -> dict:
+    """The recipe without `patience`: patience only decides when a run stops, never what it
+    does up to then, so a run fingerprinted from this resumes from its checkpoint after
+    patience is raised (an early-stopped run continues instead of starting over)."""
+    return {k: v for k, v in recipe.items() if k != "patience"}
+
+
+def _would_have_stopped(history: list[dict], patience: int) -> bool:
+    """Whether dev scores so far would already have stopped a run with this patience (its
+    checkpoint then lies past where that run ends, and is not resumed)."""
+    best, stale = -1.0, 0
+    for score in (h["dev_f1"] for h in history if "dev_f1" in h):
+        best, stale = (score, 0) if score > best else (best, stale + 1)
+        if patience and stale >= patience:
+            return True
+    return False
+
+
 def train(
     model,
     examples: list[dict],
@@ -111,7 +129,9 @@ def train(
     best = {"score": -1.0, "step": -1, "model": None, "stale": 0}
     if checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if state["fingerprint"] == fingerprint:
+        if state["fingerprint"] == fingerprint and not _would_have_stopped(
+            state["history"], recipe.get("patience", 0)
+        ):
             model.load_state_dict(state["model"])
             objective.load_state_dict(state["objective"])
             optimizer.load_state_dict(state["optimizer"])
@@ -242,7 +262,9 @@ def train_seeds(
     the best dev F1 (the model the sweep goes on with), `seeds_dir/seed-N` the other runs (for
     the evaluation's mean and standard deviation). Returns each run's summary.
 
-    A finished run is saved beside the checkpoints, so a killed job resumes at the next seed.
+    A finished run is saved beside the checkpoints, so a killed job resumes at the next seed;
+    with `fingerprint` made from `stopping_free(recipe)`, a run finished under another patience
+    resumes from its last checkpoint.
     """
 
     device = choose_device(config["device"])
@@ -250,8 +272,9 @@ def train_seeds(
     for seed in seed_list(config):
         finished = checkpoint.with_name(f"{checkpoint.stem}-seed{seed}")
         summary_path = finished / "medistill_run.json"
-        if summary_path.exists() and read_json(summary_path)["fingerprint"] == fingerprint:
-            runs.append(read_json(summary_path) | {"folder": finished})
+        done = read_json(summary_path) if summary_path.exists() else {}
+        if done.get("fingerprint") == fingerprint and done.get("patience") == recipe["patience"]:
+            runs.append(done | {"folder": finished})
             continue
         model = new_model()
         with track_energy(config, "train") as energy:  # a resumed run counts its last part
@@ -275,6 +298,7 @@ def train_seeds(
             "dev_f1": chosen["dev_f1"],
             "best_step": chosen["step"],
             "steps_run": history[-1]["step"] + 1,
+            "patience": recipe["patience"],
             "energy": energy,
             "fingerprint": fingerprint,
         }
