@@ -19,7 +19,12 @@ from medistill.seq2seq import (
     teacher_topk,
     warm_started,
 )
-from medistill.seq2seq_training import rouge_dev_score, route_examples, teacher_pairs
+from medistill.seq2seq_training import (
+    decoding_vocabulary,
+    rouge_dev_score,
+    route_examples,
+    teacher_pairs,
+)
 from medistill.training import train
 
 PAIRS = [
@@ -244,3 +249,16 @@ def test_restricted_decoding_writes_only_source_and_frequent_target_tokens(bert2
         vocabulary=vocabulary,
     )
     assert timing["latency_ms_output"] > 0
+
+
+def test_a_generation_block_restricts_decoding_only_when_it_asks(bert2bert):
+    _, tokenizer = bert2bert
+    pairs = [{"source": "s", "target": t} for t in ("motif : douleur", "motif : fievre", "sortie")]
+    generation = {"max_source": 32, "max_new_tokens": 12, "num_beams": 2, "batch_size": 2}
+    assert decoding_vocabulary(tokenizer, generation, pairs) is None
+    restricted = generation | {"restrict_vocabulary": 0.5}
+    assert decoding_vocabulary(tokenizer, restricted, pairs) == frequent_target_tokens(
+        tokenizer, [p["target"] for p in pairs], 0.5
+    )
+    with pytest.raises(ValueError, match="restrict_vocabulary: no train pairs"):
+        decoding_vocabulary(tokenizer, restricted, [])

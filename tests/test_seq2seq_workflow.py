@@ -62,7 +62,12 @@ def _tiny_config(teacher: Path) -> dict:
             "seeds": 2,
             "finetune": recipe,
             "distill": recipe | {"transfer_docs": 4, "topk": 4},
-            "generation": {"max_source": 64, "max_new_tokens": 12, "num_beams": 2},
+            "generation": {
+                "max_source": 64,
+                "max_new_tokens": 12,
+                "num_beams": 2,
+                "restrict_vocabulary": 0.5,
+            },
             "evaluate": {"latency_outputs": 2},
         },
     }
@@ -122,6 +127,17 @@ def test_seq2seq_sweep_runs_every_route_to_the_report(tiny_bert, tmp_path):
     assert plan.returncode == 0, plan.stderr
     rerun = [line for line in plan.stdout.splitlines() if line.strip().startswith("output:")]
     assert rerun and all("/word/" in line or "report" in line for line in rerun), rerun
+
+    # Decoding freely instead rescores the teacher's dev selection, and so retrains it and
+    # everything made from it; the pairs stay.
+    edited = _tiny_config(tiny_bert)
+    edited["seq2seq"]["generation"]["restrict_vocabulary"] = None
+    config.write_text(yaml.safe_dump(edited))
+    plan = _snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(config))
+    assert plan.returncode == 0, plan.stderr
+    for rule in ("finetune_seq2seq_teacher", "cache_teacher_outputs", "evaluate_seq2seq_student"):
+        assert rule in plan.stdout, rule
+    assert "prepare_pairs" not in plan.stdout
 
     # Freezing the teacher's encoder retrains the teacher, and so everything made from it.
     edited = _tiny_config(tiny_bert)

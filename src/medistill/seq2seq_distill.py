@@ -30,7 +30,12 @@ from medistill.hashing import config_hash, file_sha256
 from medistill.io import atomic_path, read_json, read_jsonl, write_jsonl
 from medistill.losses import Seq2SeqObjective
 from medistill.seq2seq import encode_pairs, shrink, teacher_topk, warm_started
-from medistill.seq2seq_training import rouge_dev_score, route_examples, teacher_pairs
+from medistill.seq2seq_training import (
+    decoding_vocabulary,
+    rouge_dev_score,
+    route_examples,
+    teacher_pairs,
+)
 from medistill.students import count_parameters
 from medistill.training import dev_summary, seed_list, train_seeds
 
@@ -103,7 +108,10 @@ def _train(
 ) -> list[dict]:
     """`training.train_seeds` with the family's seeds and dev ROUGE-L (greedy) as dev score."""
     family = config["seq2seq"]
+    generation = family["generation"]
     dev = read_jsonl(Path(task_dir) / "dev.jsonl")
+    train_pairs = read_jsonl(Path(task_dir) / "train.jsonl")
+    vocabulary = decoding_vocabulary(tokenizer, generation, train_pairs)
     return train_seeds(
         config,
         new_model,
@@ -111,7 +119,7 @@ def _train(
         recipe,
         objective=objective,
         tokenizer=tokenizer,
-        dev_score=rouge_dev_score(family["generation"], tokenizer, dev, config["device"]),
+        dev_score=rouge_dev_score(generation, tokenizer, dev, config["device"], vocabulary),
         checkpoint=Path(paths["checkpoint"]),
         fingerprint=paths["fingerprint"],
         desc=paths["desc"],
@@ -188,20 +196,28 @@ def transfer_sources(docs_path: Path, n_docs: int, seed: int) -> list[dict]:
 
 
 def cache_teacher_outputs(
-    config: dict, teacher_dir: Path, docs_path: Path, out_path: Path, log_run: Callable
+    config: dict,
+    teacher_dir: Path,
+    docs_path: Path,
+    train_path: Path,
+    out_path: Path,
+    log_run: Callable,
 ) -> int:
     """Sequence-level KD targets: the teacher's beam outputs on a sample of the transfer corpus
-    (`seq2seq.distill.transfer_docs` documents), as pairs in `out_path` (JSON lines). Returns
-    how many were written (empty outputs are dropped)."""
+    (`seq2seq.distill.transfer_docs` documents), decoded as its test outputs are (the train
+    pairs in `train_path` give a restricted vocabulary its frequent target tokens), as pairs in
+    `out_path` (JSON lines). Returns how many were written (empty outputs are dropped)."""
     family = config["seq2seq"]
+    generation = family["generation"]
     model, tokenizer = load_seq2seq(teacher_dir, config["trust_remote_code"])
+    vocabulary = decoding_vocabulary(tokenizer, generation, read_jsonl(train_path))
     sources = transfer_sources(docs_path, family["distill"]["transfer_docs"], config["seed"])
-    pairs = teacher_pairs(model, tokenizer, sources, family["generation"], config["device"])
+    pairs = teacher_pairs(model, tokenizer, sources, generation, config["device"], vocabulary)
     write_jsonl(pairs, out_path)
     log.info("teacher outputs: %d of %d transfer sources", len(pairs), len(sources))
     log_run(
         f"seq2seq/outputs/{Path(teacher_dir).parent.name}/{Path(docs_path).parent.name}",
-        params={"generation": family["generation"], "transfer_docs": len(sources)},
+        params={"generation": generation, "transfer_docs": len(sources)},
         metrics={"outputs": len(pairs), "dropped_empty": len(sources) - len(pairs)},
         tags={"stage": "cache", "family": "seq2seq"},
     )

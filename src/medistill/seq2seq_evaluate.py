@@ -25,7 +25,7 @@ from medistill.generation_scoring import lead_baseline, score_generations
 from medistill.io import read_json, read_jsonl, write_json, write_jsonl
 from medistill.seq2seq import generation_latency
 from medistill.seq2seq_distill import fp32_parameters, load_seq2seq
-from medistill.seq2seq_training import generate
+from medistill.seq2seq_training import decoding_vocabulary, generate
 
 SCORES = ("rouge1", "rouge2", "rougeL", "entity_recall", "entity_precision")
 SCORES += ("hallucinated_per_output", "answerable")
@@ -47,8 +47,11 @@ def _seed(model) -> int | None:
     return (getattr(model.config, "medistill_run", None) or {}).get("seed")
 
 
-def _timed(model, tokenizer, sources: list[str], generation: dict, threads: int) -> dict:
-    """Latency of one output at a time on `threads` CPU threads (restored afterwards)."""
+def _timed(
+    model, tokenizer, sources: list[str], generation: dict, threads: int, vocabulary
+) -> dict:
+    """Latency of one output at a time on `threads` CPU threads (restored afterwards), decoded
+    as the scored outputs were (`vocabulary`)."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -59,6 +62,7 @@ def _timed(model, tokenizer, sources: list[str], generation: dict, threads: int)
             max_source=generation["max_source"],
             max_new_tokens=generation["max_new_tokens"],
             num_beams=generation["num_beams"],
+            vocabulary=vocabulary,
         )
     finally:
         torch.set_num_threads(before)
@@ -72,11 +76,13 @@ def evaluate_seq2seq(
     log_run: Callable[..., object],
     model_dir: Path | None = None,
     seeds_dir: Path | None = None,
+    train_path: Path | None = None,
 ) -> dict:
     """Score the model in `model_dir` and its other seeds' runs (`seeds_dir/seed-N`), or the
     lead baseline without `model_dir`, on `test_files` (`clean` and the robustness sets);
     write the evaluation JSON to `out_path` with `identity` (family, task, kind, teacher,
-    corpus, route, size, role) and log its numbers."""
+    corpus, route, size, role) and log its numbers. A model decodes as
+    `generation.restrict_vocabulary` says, from the train pairs in `train_path`."""
     family = config["seq2seq"]
     generation = family["generation"]
     device = choose_device(config["device"])
@@ -96,24 +102,32 @@ def evaluate_seq2seq(
     else:
         remote = config["trust_remote_code"]
         runs = [Path(model_dir), *sorted(Path(seeds_dir).glob("seed-*"))]
+        train_pairs = read_jsonl(train_path) if train_path else []
         per_seed, seeds = [], []
         with track_energy(config, "inference") as energy:
             for index, run in enumerate(runs):
                 model, tokenizer = load_seq2seq(run, remote)
+                vocabulary = decoding_vocabulary(tokenizer, generation, train_pairs)
                 names = test_sets if index == 0 else {"clean": clean}
                 outputs = {
                     name: generate(
-                        model, tokenizer, [p["source"] for p in test_sets[name]], generation, device
+                        model,
+                        tokenizer,
+                        [p["source"] for p in test_sets[name]],
+                        generation,
+                        device,
+                        vocabulary,
                     )
                     for name in names
                 }
                 if index == 0:
                     kept, kept_tokenizer, kept_outputs = model, tokenizer, outputs
+                    kept_vocabulary = vocabulary
                 per_seed.append(score_generations(clean, outputs["clean"]))
                 seeds.append(_seed(model))
         sources = [p["source"] for p in clean[: family["evaluate"]["latency_outputs"]]]
         threads = config["evaluate"]["latency_threads"]
-        efficiency = _timed(kept, kept_tokenizer, sources, generation, threads)
+        efficiency = _timed(kept, kept_tokenizer, sources, generation, threads, kept_vocabulary)
         efficiency["params_total"] = fp32_parameters(model_dir, remote)
         efficiency["disk_mb"] = model_disk_mb(model_dir)
     result = identity | {"seeds": seeds} | _mean_and_std(per_seed)

@@ -17,13 +17,32 @@ from collections.abc import Callable
 from medistill.device import choose_device
 from medistill.generation_scoring import corpus_rouge
 from medistill.losses import Seq2SeqObjective
-from medistill.seq2seq import encode_pairs, generate_texts
+from medistill.seq2seq import encode_pairs, frequent_target_tokens, generate_texts
 
 ROUTES = ("shrink", "sequence", "word")
 
 
-def generate(model, tokenizer, sources: list[str], generation: dict, device: str) -> list[str]:
-    """`generate_texts` with the settings of a `generation` block."""
+def decoding_vocabulary(tokenizer, generation: dict, train_pairs: list[dict]):
+    """What an output may write besides its own source's tokens: with
+    `generation.restrict_vocabulary` (a share), the tokens of at least that share of the train
+    targets and the special ids (`frequent_target_tokens`); None (free decoding) without.
+    Copying what the report says is what summaries and exercises need, and what a small
+    encoder-decoder trained on a CPU budget does not learn on its own (README)."""
+    share = generation.get("restrict_vocabulary")
+    if share is None:
+        return None
+    if not train_pairs:
+        raise ValueError(
+            "generation.restrict_vocabulary: no train pairs to take the frequent target tokens from"
+        )
+    return frequent_target_tokens(tokenizer, [pair["target"] for pair in train_pairs], share)
+
+
+def generate(
+    model, tokenizer, sources: list[str], generation: dict, device: str, vocabulary=None
+) -> list[str]:
+    """`generate_texts` with the settings of a `generation` block (and the restriction of
+    `decoding_vocabulary`, if any)."""
     return generate_texts(
         model,
         tokenizer,
@@ -33,16 +52,21 @@ def generate(model, tokenizer, sources: list[str], generation: dict, device: str
         num_beams=generation["num_beams"],
         batch_size=generation["batch_size"],
         device=choose_device(device),
+        vocabulary=vocabulary,
     )
 
 
-def rouge_dev_score(generation: dict, tokenizer, dev_pairs: list[dict], device: str) -> Callable:
+def rouge_dev_score(
+    generation: dict, tokenizer, dev_pairs: list[dict], device: str, vocabulary=None
+) -> Callable:
     """The dev score of an encoder-decoder: corpus ROUGE-L of its greedy outputs (greedy keeps
-    each dev evaluation cheap; the test evaluation decodes as `generation` says)."""
+    each dev evaluation cheap; the test evaluation decodes as `generation` says), restricted
+    to `vocabulary` as the test outputs are."""
 
     def dev_score(model) -> float:
         greedy = generation | {"num_beams": 1}
-        outputs = generate(model, tokenizer, [pair["source"] for pair in dev_pairs], greedy, device)
+        sources = [pair["source"] for pair in dev_pairs]
+        outputs = generate(model, tokenizer, sources, greedy, device, vocabulary)
         return corpus_rouge(outputs, [pair["target"] for pair in dev_pairs])["rougeL"]
 
     return dev_score
@@ -81,9 +105,13 @@ def route_examples(
     return examples, Seq2SeqObjective(ce_weight=1.0, kl_weight=1.0)
 
 
-def teacher_pairs(model, tokenizer, sources: list[dict], generation: dict, device: str) -> list:
-    """Sequence-level KD targets: each transfer source paired with the teacher's output."""
-    outputs = generate(model, tokenizer, [s["source"] for s in sources], generation, device)
+def teacher_pairs(
+    model, tokenizer, sources: list[dict], generation: dict, device: str, vocabulary=None
+) -> list:
+    """Sequence-level KD targets: each transfer source paired with the teacher's output,
+    decoded as its test outputs are (`vocabulary`)."""
+    texts = [s["source"] for s in sources]
+    outputs = generate(model, tokenizer, texts, generation, device, vocabulary)
     return [
         {"id": s["id"], "source": s["source"], "target": output}
         for s, output in zip(sources, outputs, strict=True)

@@ -55,6 +55,7 @@ rule cache_teacher_outputs:
     input:
         teacher="results/seq2seq/teachers/{teacher}/{task}/model",
         docs="results/corpus/{corpus}/augmented.jsonl",
+        train="results/seq2seq/tasks/{task}/train.jsonl",
     output:
         "results/seq2seq/cache/{teacher}/{task}/{corpus}/outputs.jsonl",
     log:
@@ -150,6 +151,7 @@ rule evaluate_seq2seq_student:
         unpack(s2s_test_files),
         model="results/seq2seq/students/{teacher}/{task}/{corpus}/{route}/{size}/model",
         seeds="results/seq2seq/students/{teacher}/{task}/{corpus}/{route}/{size}/seeds",
+        train="results/seq2seq/tasks/{task}/train.jsonl",
     output:
         "results/seq2seq/eval/{teacher}/{task}/{corpus}/{route}/{size}.json",
         "results/seq2seq/eval/{teacher}/{task}/{corpus}/{route}/{size}.outputs.jsonl",
@@ -171,6 +173,7 @@ rule evaluate_seq2seq_teacher:
     input:
         unpack(s2s_test_files),
         unpack(s2s_teacher_folder),
+        train="results/seq2seq/tasks/{task}/train.jsonl",
     output:
         "results/seq2seq/eval/{teacher}/{task}/teacher.json",
         "results/seq2seq/eval/{teacher}/{task}/teacher.outputs.jsonl",

@@ -7,6 +7,7 @@ cache_teacher_outputs(
     snakemake.params.settings,
     teacher_dir=snakemake.input.teacher,
     docs_path=snakemake.input.docs,
+    train_path=snakemake.input.train,
     out_path=snakemake.output[0],
     log_run=run_logger(snakemake.config),
 )

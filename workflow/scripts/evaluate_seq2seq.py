@@ -12,4 +12,5 @@ evaluate_seq2seq(
     log_run=run_logger(snakemake.config),
     model_dir=snakemake.input.get("model"),
     seeds_dir=snakemake.input.get("seeds"),
+    train_path=snakemake.input.get("train"),
 )
