@@ -14,8 +14,6 @@ def config_hash(config: dict) -> str:
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    import hashlib
-
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
