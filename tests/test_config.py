@@ -141,3 +141,18 @@ def test_a_mix_over_different_label_sets_is_rejected(default_config, tmp_path):
     default_config["teachers"]["e5-small"]["task"] = "e3c"
     with pytest.raises(ConfigError, match=r"member 'e5-small' is fine-tuned on task 'e3c'"):
         validate_config(_with_mix(default_config))
+
+
+def test_keep_last_with_early_stopping_is_named_with_the_fix(default_config):
+    default_config["distill"]["keep"] = "last"  # the default config's distill has patience 3
+    with pytest.raises(
+        ConfigError,
+        match=r"my\.yaml: distill\.keep is 'last' with patience 3.*"
+        r"set patience: 0",
+    ):
+        validate_config(default_config, where="my.yaml")
+    default_config["distill"]["patience"] = 0
+    assert validate_config(default_config)["distill"]["keep"] == "last"
+    default_config["distill"]["keep"] = "first"
+    with pytest.raises(ConfigError, match=r"distill\.keep.*use one of \['best', 'last'\]"):
+        validate_config(default_config)

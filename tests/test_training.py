@@ -320,6 +320,51 @@ def test_a_patience_edit_resumes_a_stopped_run_only_where_it_would_not_have_stop
     assert dev == [0.1, 0.5, 0.3, 0.2]
 
 
+def test_keep_last_ends_at_the_final_step_and_a_keep_edit_resumes_where_it_can(tiny_bert, tmp_path):
+    scripted = [0.1, 0.5, 0.3, 0.2, 0.9, 0.8]
+
+    def run(keep, checkpoint, first_step=0):
+        torch.manual_seed(0)
+        model = AutoModelForTokenClassification.from_pretrained(tiny_bert, num_labels=len(LABELS))
+        tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+        scores, scored_weights = iter(scripted[first_step:]), []
+
+        def dev_score(scored):
+            scored_weights.append({k: v.clone() for k, v in scored.state_dict().items()})
+            return next(scores)
+
+        recipe = RECIPE | {"checkpoint_every": 1, "eval_every": 1, "patience": 0, "keep": keep}
+        history = train(
+            model,
+            build_examples(tokenizer, SENTENCES, LABELS, 64),
+            recipe,
+            pad_id=tokenizer.pad_token_id,
+            seed=0,
+            device="cpu",
+            checkpoint=checkpoint,
+            fingerprint=config_hash(stopping_free(recipe)),
+            objective=TaskObjective(**CE_ONLY),
+            desc="test",
+            dev_score=dev_score,
+        )
+        assert [h["dev_f1"] for h in history if "dev_f1" in h] == scripted
+        return model.state_dict(), scored_weights
+
+    def same(a, b):
+        return all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+    last, scored = run("last", tmp_path / "last.pt")
+    assert same(last, scored[5]) and not same(last, scored[4])  # not the best (0.9) step
+    best, scored = run("best", tmp_path / "best.pt")
+    assert same(best, scored[4])
+    # best -> last: the best run's checkpoint (step 5) is resumed, only its final step trained
+    resumed, scored = run("last", tmp_path / "best.pt", first_step=5)
+    assert len(scored) == 1 and same(resumed, last)
+    # last -> best: the last run's checkpoint holds no best weights, so it is trained again
+    _, scored = run("best", tmp_path / "last.pt")
+    assert len(scored) == 6
+
+
 def test_seeded_runs_keep_the_best_dev_run_and_resume(tiny_bert, tmp_path):
     from medistill.evaluate import over_seeds
     from medistill.training import train_seeds

@@ -323,12 +323,12 @@ def test_offline_e3c_study_and_its_ablation_validate(tmp_path, monkeypatch):
     assert ablation["distill"]["steps"] == 200 and ablation["distill"]["patience"] == 0
     assert ablation["teachers"]["minilm-l6"]["finetune"]["learning_rate"] == 2e-4
     assert ablation["teachers"]["minilm-l6"]["seeds"] == 3
-    # The 6-layer students: the same study, all steps run (patience 0), nothing else changed.
+    # The 6-layer students: the same study, all steps run and the last kept, nothing else changed.
     six = validate_config(
         _stacked_config(["e3c-offline.yaml", "e3c-offline-l6.yaml"]), where="e3c-offline-l6.yaml"
     )
     assert six["sweep"]["sizes"] == ["L6", "L6-int8c"] and six["distill"]["patience"] == 0
-    assert six["distill"] == config["distill"] | {"patience": 0}
+    assert six["distill"] == config["distill"] | {"patience": 0, "keep": "last"}
     assert {k: six[k] for k in ("finetune", "corpora", "teachers", "seeds")} == {
         k: config[k] for k in ("finetune", "corpora", "teachers", "seeds")
     }

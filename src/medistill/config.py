@@ -182,6 +182,19 @@ def _label_set(config: dict, task: str) -> tuple:
     return ("task", task)
 
 
+def _check_recipes(node: dict, where: str, path: str = "") -> None:
+    """A recipe that keeps its final step (`keep: last`) runs every step: early stopping would
+    end it on whatever step it stopped at."""
+    if node.get("keep") == "last" and node.get("patience"):
+        raise ConfigError(
+            f"{where}: {path}keep is 'last' with patience {node['patience']}: a run that keeps "
+            "its final step runs every step; set patience: 0, or keep: best"
+        )
+    for key, value in node.items():
+        if isinstance(value, dict):
+            _check_recipes(value, where, f"{path}{key}.")
+
+
 def _check_references(config: dict, where: str) -> None:
     sweep = config["sweep"]
     if BASELINE_CORPUS in config["corpora"]:
@@ -480,6 +493,7 @@ def validate_config(config: dict, where: str = "config") -> dict:
         raise ConfigError(f"{where} is not valid:\n" + "\n".join(lines))
     _check_references(config, where)
     config = with_defaults(config)
+    _check_recipes(config, where)
     _check_local_paths(config, where)
     _check_teachers(config, where)
     if "seq2seq" in config["families"]:

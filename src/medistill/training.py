@@ -65,10 +65,16 @@ def _save_checkpoint(path: Path, state: dict) -> None:
 
 
 def stopping_free(recipe: dict) -> dict:
-    """The recipe without `patience`: patience only decides when a run stops, never what it
-    does up to then, so a run fingerprinted from this resumes from its checkpoint after
-    patience is raised (an early-stopped run continues instead of starting over)."""
-    return {k: v for k, v in recipe.items() if k != "patience"}
+    """The recipe without `patience` and `keep`: they only decide when a run stops and which of
+    its steps it ends with, never what it does up to then, so a run fingerprinted from this
+    resumes from its checkpoint after either is edited (an early-stopped run continues instead
+    of starting over)."""
+    return {k: v for k, v in recipe.items() if k not in ("patience", "keep")}
+
+
+def keeps_best(recipe: dict) -> bool:
+    """Whether a run ends with the weights of its best dev score (else its final step's)."""
+    return recipe.get("keep", "best") == "best"
 
 
 def _would_have_stopped(history: list[dict], patience: int) -> bool:
@@ -80,6 +86,18 @@ def _would_have_stopped(history: list[dict], patience: int) -> bool:
         if patience and stale >= patience:
             return True
     return False
+
+
+def _resumable(state: dict, fingerprint: str, recipe: dict) -> bool:
+    """Whether a checkpoint continues the run this recipe asks for: the same fingerprint, not
+    past where this patience stops, and, when the run keeps its best dev step, holding that
+    step's weights (a `keep: last` run's checkpoint has none)."""
+    best = state["best"]
+    return (
+        state["fingerprint"] == fingerprint
+        and not _would_have_stopped(state["history"], recipe.get("patience", 0))
+        and (best["model"] is not None or best["step"] < 0 or not keeps_best(recipe))
+    )
 
 
 def train(
@@ -105,8 +123,8 @@ def train(
     `objective` turns examples into a batch and a batch into the loss; its own parameters (a
     projection between widths) are trained and checkpointed with the model.
     With `dev_score`, the model is scored every `eval_every` steps and at the end; it ends with
-    the weights of its best dev score (model selection on dev only), and stops early after
-    `patience` evaluations without improvement (0: never).
+    the weights of its best dev score (model selection on dev only; `keep: last`, those of its
+    final step), and stops early after `patience` evaluations without improvement (0: never).
     """
     torch.manual_seed(seed)
     model.to(device).train()
@@ -129,9 +147,7 @@ def train(
     best = {"score": -1.0, "step": -1, "model": None, "stale": 0}
     if checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if state["fingerprint"] == fingerprint and not _would_have_stopped(
-            state["history"], recipe.get("patience", 0)
-        ):
+        if _resumable(state, fingerprint, recipe):
             model.load_state_dict(state["model"])
             objective.load_state_dict(state["objective"])
             optimizer.load_state_dict(state["optimizer"])
@@ -182,7 +198,11 @@ def train(
             model.train()
             history.append({"step": step, "dev_f1": score})
             if score > best["score"]:  # a CPU copy: the best weights survive later steps
-                weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                weights = (
+                    {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                    if keeps_best(recipe)
+                    else None
+                )
                 best = {"score": score, "step": step, "model": weights, "stale": 0}
             else:
                 best["stale"] += 1
@@ -214,7 +234,7 @@ def train(
                 },
             )
     progress.close()
-    if best["model"] is not None:
+    if best["model"] is not None and keeps_best(recipe):  # a resumed best run's has weights
         model.load_state_dict(best["model"])
     model.eval()
     return history
@@ -258,13 +278,14 @@ def train_seeds(
     out_dir: Path,
     seeds_dir: Path,
 ) -> list[dict]:
-    """One training run per seed, each ending at its best dev F1; `out_dir` gets the run with
-    the best dev F1 (the model the sweep goes on with), `seeds_dir/seed-N` the other runs (for
-    the evaluation's mean and standard deviation). Returns each run's summary.
+    """One training run per seed, each ending at its best dev F1 (`keep: last`: its final
+    step, with that step's dev F1); `out_dir` gets the run with the best dev F1 (the model the
+    sweep goes on with), `seeds_dir/seed-N` the other runs (for the evaluation's mean and
+    standard deviation). Returns each run's summary.
 
     A finished run is saved beside the checkpoints, so a killed job resumes at the next seed;
-    with `fingerprint` made from `stopping_free(recipe)`, a run finished under another patience
-    resumes from its last checkpoint.
+    with `fingerprint` made from `stopping_free(recipe)`, a run finished under another
+    `patience` or `keep` resumes from its last checkpoint.
     """
 
     device = choose_device(config["device"])
@@ -273,7 +294,11 @@ def train_seeds(
         finished = checkpoint.with_name(f"{checkpoint.stem}-seed{seed}")
         summary_path = finished / "medistill_run.json"
         done = read_json(summary_path) if summary_path.exists() else {}
-        if done.get("fingerprint") == fingerprint and done.get("patience") == recipe["patience"]:
+        if (
+            done.get("fingerprint") == fingerprint
+            and done.get("patience") == recipe["patience"]
+            and done.get("keep", "best") == recipe.get("keep", "best")
+        ):
             runs.append(done | {"folder": finished})
             continue
         model = new_model()
@@ -292,13 +317,15 @@ def train_seeds(
                 dev_score=dev_score,
             )
         dev = [h for h in history if "dev_f1" in h]
-        chosen = max(dev, key=lambda h: h["dev_f1"])  # the first of equal scores, as in train
+        # the first of equal scores, as in train
+        chosen = max(dev, key=lambda h: h["dev_f1"]) if keeps_best(recipe) else dev[-1]
         summary = {
             "seed": seed,
             "dev_f1": chosen["dev_f1"],
             "best_step": chosen["step"],
             "steps_run": history[-1]["step"] + 1,
             "patience": recipe["patience"],
+            "keep": recipe.get("keep", "best"),
             "energy": energy,
             "fingerprint": fingerprint,
         }
