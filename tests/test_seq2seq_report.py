@@ -67,7 +67,10 @@ RECORDS = [
 CONFIG = {
     "teachers": {TEACHER: {"source": "local:models/bert2bert-fr", "licence": "MIT"}},
     "corpora": {"wiki": {"licence": "CC-BY-SA-4.0"}},
-    "seq2seq": {"sweep": {"tasks": [TASK], "teachers": [TEACHER], "corpora": ["wiki"]}},
+    "seq2seq": {
+        "sweep": {"tasks": [TASK], "teachers": [TEACHER], "corpora": ["wiki"]},
+        "generation": {"num_beams": 2, "max_new_tokens": 96, "restrict_vocabulary": 0.5},
+    },
 }
 
 
@@ -168,6 +171,10 @@ def test_report_html_names_best_route_best_student_and_lead(report):
         f"Teacher <code>{TEACHER}</code> on <b>{TASK}</b> beats the lead baseline by +0.100 "
         "ROUGE-L (entity recall +0.100)" in page
     )
+    assert (
+        "Every model decodes with 2 beams, at most 96 new tokens, restricted to its report's own "
+        "tokens and those of at least 50% of the train targets" in page
+    )
     for text in (
         "Routes compared",
         "Teacher against the lead baseline",
@@ -190,7 +197,7 @@ def test_teacher_below_lead_and_no_fast_student_are_said(tmp_path):
     page = (out_dir / "report.html").read_text()
     assert "does <b>not</b> beat the lead baseline (-0.020 ROUGE-L)" in page
     assert "no student is at least 2x faster than its teacher (the fastest is 1.5x)" in page
-    assert "No configuration given." in page
+    assert "No configuration given." in page and "Every model decodes" not in page
     assert df["rougeL_vs_lead"].tolist() == pytest.approx([-0.02, 0.0, -0.03])
 
 

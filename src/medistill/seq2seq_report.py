@@ -492,6 +492,25 @@ def _lead_comparison(table: pd.DataFrame) -> str:
     return "<p>" + "<br>".join(sentences) + "</p>" + html_table(table)
 
 
+def _decoding_sentence(generation: Mapping | None) -> str:
+    """How every output in the table was decoded: restricted decoding changes what the scores
+    mean, so the page says it next to them."""
+    if not generation:
+        return ""
+    beams = generation.get("num_beams", 1)
+    sentence = (
+        f"Every model decodes with {beams} beam{'s' if beams != 1 else ''}, at most "
+        f"{generation.get('max_new_tokens')} new tokens, "
+    )
+    share = generation.get("restrict_vocabulary")
+    if share is None:
+        return sentence + "over its whole vocabulary (<code>restrict_vocabulary</code>: null)."
+    return sentence + (
+        "restricted to its report's own tokens and those of at least "
+        f"{share:.0%} of the train targets (<code>restrict_vocabulary: {share:g}</code>)."
+    )
+
+
 def render_seq2seq_html(
     df: pd.DataFrame,
     plots: Mapping[str, Path],
@@ -535,6 +554,7 @@ def render_seq2seq_html(
     else:
         config_block = "<p>No configuration given.</p>"
         licences = "<p>No configuration given: licences unknown.</p>"
+    decoding = _decoding_sentence((config or {}).get("seq2seq", {}).get("generation"))
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     n_teachers = int((df["role"] == TEACHER_ROLE).sum())
     n_students = int((df["role"] == STUDENT_ROLE).sum())
@@ -551,7 +571,7 @@ generated output at batch size 1 on one thread. <code>rougeL_retention</code> an
 <code>speedup</code> are against the model's own teacher; <code>rougeL_vs_lead</code> against
 the lead baseline (the report's first sentences, no model). Routes: <code>shrink</code> (gold
 pairs only), <code>sequence</code> (plus the teacher's outputs on a transfer corpus),
-<code>word</code> (plus the teacher's next-token distributions).</p>
+<code>word</code> (plus the teacher's next-token distributions). {decoding}</p>
 <h2 id="best">Best student per task (at least {min_speedup:g}x faster than its teacher)</h2>
 {_best_student_lines(best_students(df, min_speedup), min_speedup)}
 <h2 id="routes">Routes compared</h2>
