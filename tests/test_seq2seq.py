@@ -12,12 +12,15 @@ from medistill.seq2seq import (
     collate_pairs,
     decode_batch,
     encode_pairs,
+    encoder_frozen,
     frequent_target_tokens,
     generate_texts,
     generation_latency,
+    layer_counts,
     shrink,
     teacher_topk,
     warm_started,
+    with_encoder_states,
 )
 from medistill.seq2seq_training import (
     decoding_vocabulary,
@@ -62,7 +65,8 @@ def test_warm_start_and_shrink_keep_the_teachers_layers(bert2bert):
 
 def test_targets_end_with_the_end_token_and_pad_with_ignore(bert2bert):
     _, tokenizer = bert2bert
-    examples = encode_pairs(tokenizer, PAIRS, max_source=32, max_target=8)
+    pairs = PAIRS + [{"source": "pneumopathie", "target": "pneumopathie"}]
+    examples = encode_pairs(tokenizer, pairs, max_source=32, max_target=8)
     for example in examples:
         assert example["labels"][-1] == tokenizer.sep_token_id
         assert example["labels"][0] != tokenizer.cls_token_id
@@ -75,7 +79,8 @@ def test_targets_end_with_the_end_token_and_pad_with_ignore(bert2bert):
 
 def test_word_level_targets_keep_the_tail_and_match_the_teacher(bert2bert):
     teacher, tokenizer = bert2bert
-    examples = encode_pairs(tokenizer, PAIRS, max_source=32, max_target=8)
+    pairs = PAIRS + [{"source": "pneumopathie", "target": "pneumopathie"}]
+    examples = encode_pairs(tokenizer, pairs, max_source=32, max_target=8)
     cached = teacher_topk(
         teacher, examples, tokenizer.pad_token_id, k=5, batch_size=2, device="cpu"
     )
@@ -113,7 +118,8 @@ def test_a_student_learns_its_targets_and_generates_them(bert2bert, tmp_path):
     for module in student.modules():  # memorise two pairs: no dropout noise
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
-    examples = encode_pairs(tokenizer, PAIRS, max_source=32, max_target=8)
+    pairs = PAIRS + [{"source": "pneumopathie", "target": "pneumopathie"}]
+    examples = encode_pairs(tokenizer, pairs, max_source=32, max_target=8)
     recipe = {"steps": 80, "batch_size": 2, "learning_rate": 1e-2, "warmup_ratio": 0.0}
     recipe |= {"weight_decay": 0.0, "max_grad_norm": 1.0, "checkpoint_every": 1000}
     recipe |= {"eval_every": 0, "patience": 0}
@@ -262,3 +268,30 @@ def test_a_generation_block_restricts_decoding_only_when_it_asks(bert2bert):
     )
     with pytest.raises(ValueError, match="restrict_vocabulary: no train pairs"):
         decoding_vocabulary(tokenizer, restricted, [])
+
+
+def test_a_frozen_encoders_states_computed_once_give_the_same_loss(bert2bert):
+    teacher, tokenizer = bert2bert
+    student = shrink(teacher, encoder_layers=None, decoder_layers=1)
+    assert (
+        layer_counts(student)
+        == {"encoder": 4, "decoder": 1}
+        == layer_counts(teacher) | {"decoder": 1}
+    )
+    assert not encoder_frozen(student)
+    student.get_encoder().requires_grad_(False)
+    assert encoder_frozen(student)
+    pairs = PAIRS + [{"source": "pneumopathie", "target": "pneumopathie"}]
+    examples = encode_pairs(tokenizer, pairs, max_source=32, max_target=8)
+    cached = with_encoder_states(student, examples, tokenizer.pad_token_id, 1, "cpu")
+    lengths = [len(e["input_ids"]) for e in examples]
+    assert len(set(lengths)) > 1  # a short source is padded in the batch
+    assert [c["encoder_states"].shape for c in cached] == [(n, 32) for n in lengths]
+    objective, pad = Seq2SeqObjective(), tokenizer.pad_token_id
+    batch, from_states = objective.make_batch(examples, pad), objective.make_batch(cached, pad)
+    assert from_states["encoder_states"].shape == (3, max(lengths), 32)
+    assert "encoder_states" not in batch
+    student.eval()  # no dropout: the two losses are comparable
+    with torch.no_grad():
+        direct, once = objective(student, batch), objective(student, from_states)
+    assert once.item() == pytest.approx(direct.item(), rel=1e-3)  # float16 states

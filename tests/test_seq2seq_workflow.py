@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,6 +61,7 @@ def _tiny_config(teacher: Path) -> dict:
                 "sizes": ["E2D1", "E2D1-int8"],
             },
             "seeds": 2,
+            "freeze_encoder": True,  # the teacher trains on its encoder's states, computed once
             "finetune": recipe,
             "distill": recipe | {"transfer_docs": 4, "topk": 4},
             "generation": {
@@ -92,6 +94,15 @@ def test_seq2seq_sweep_runs_every_route_to_the_report(tiny_bert, tmp_path):
     for column in ("rougeL", "rougeL_retention", "speedup", "entity_recall", "rougeL_typo5"):
         assert students[column].notna().all(), column
     assert (students["params_total"] > 0).all()
+
+    # The teacher's frozen encoder is the warm start's, weight for weight.
+    from safetensors.torch import load_file
+
+    teacher = load_file(results / "teachers/tiny/summary-tiny/model/model.safetensors")
+    base = load_file(tiny_bert / "model.safetensors")
+    key = "encoder.layer.0.attention.self.query.weight"
+    assert torch.equal(teacher[f"encoder.{key}"], base[key])
+    assert not torch.equal(teacher[f"decoder.bert.{key}"], base[key])  # the decoder trained
 
     # A student: the teacher's layers it keeps, its route, its other seed; the int8 copy too.
     folder = results / "students" / "tiny" / "summary-tiny" / "reports" / "word"
@@ -139,9 +150,9 @@ def test_seq2seq_sweep_runs_every_route_to_the_report(tiny_bert, tmp_path):
         assert rule in plan.stdout, rule
     assert "prepare_pairs" not in plan.stdout
 
-    # Freezing the teacher's encoder retrains the teacher, and so everything made from it.
+    # Training the teacher's encoder too retrains the teacher, and so everything made from it.
     edited = _tiny_config(tiny_bert)
-    edited["seq2seq"]["freeze_encoder"] = True
+    edited["seq2seq"]["freeze_encoder"] = False
     config.write_text(yaml.safe_dump(edited))
     plan = _snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(config))
     assert plan.returncode == 0, plan.stderr

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers.modeling_outputs import BaseModelOutput
 
 from medistill.encoding import collate
 from medistill.seq2seq import collate_pairs
@@ -205,11 +206,12 @@ class Seq2SeqObjective(nn.Module):
         return batch
 
     def forward(self, model, batch):
-        out = model(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            labels=batch["labels"],
+        source = (  # a frozen encoder's states, computed once (`with_encoder_states`)
+            {"encoder_outputs": BaseModelOutput(last_hidden_state=batch["encoder_states"])}
+            if "encoder_states" in batch
+            else {"input_ids": batch["input_ids"]}
         )
+        out = model(**source, attention_mask=batch["attention_mask"], labels=batch["labels"])
         loss = self.weights["ce_weight"] * out.loss
         if self.weights["kl_weight"] > 0 and "topk_ids" in batch:
             targets = out.logits[batch["labels"] != -100]  # one row per target token, in order

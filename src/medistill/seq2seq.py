@@ -5,7 +5,8 @@
   new. Hub seq2seq teachers (BARThez, mT5) load with `AutoModelForSeq2SeqLM` instead.
 - `shrink`: a student that keeps some of the teacher's encoder and decoder layers (Shleifer &
   Rush 2020: "shrink", before fine-tuning or distillation).
-- `encode_pairs` / `collate_pairs`: source/target pairs as model inputs and labels.
+- `encode_pairs` / `collate_pairs`: source/target pairs as model inputs and labels;
+  `with_encoder_states`: a frozen encoder's outputs, computed once for training.
 - `teacher_topk`: the teacher's top-k next-token distribution along each target, with its tail
   mass (word-level KD, cached like the masked-LM top-k of `medistill.general_cache`).
 - `generate_texts` and `generation_latency`: outputs, and their CPU cost at batch 1, decoded
@@ -71,6 +72,16 @@ def _layer_lists(model) -> dict[str, nn.ModuleList]:
     return found
 
 
+def layer_counts(model) -> dict[str, int]:
+    """The number of layers of the model's encoder and of its decoder."""
+    counts = {}
+    for half, (module, path) in _layer_lists(model).items():
+        for name in path.split("."):
+            module = getattr(module, name)
+        counts[half] = len(module)
+    return counts
+
+
 def shrink(teacher, encoder_layers: int | None, decoder_layers: int | None, size_name: str = ""):
     """A copy of `teacher` keeping `encoder_layers` of its encoder layers and `decoder_layers`
     of its decoder layers, spread from first to last (None: all kept)."""
@@ -117,6 +128,31 @@ def encode_pairs(tokenizer, pairs: list[dict], max_source: int, max_target: int)
     return examples
 
 
+def encoder_frozen(model) -> bool:
+    """Whether training can change no weight of the model's encoder."""
+    return not any(p.requires_grad for p in model.get_encoder().parameters())
+
+
+@torch.no_grad()
+def with_encoder_states(model, examples: list[dict], pad_id: int, batch_size: int, device: str):
+    """`examples`, each with its source's final encoder states (`encoder_states`, float16, one
+    row per source token): a frozen encoder gives every source the same states at every step,
+    so training computes them once instead of once per step (the encoder is most of a
+    BERT2BERT's step on CPU). In eval mode: frozen, the encoder is a feature extractor."""
+    encoder = model.get_encoder().to(device).eval()
+    states: list[np.ndarray | None] = [None] * len(examples)
+    for indices in length_batches(examples, batch_size):
+        batch = collate_pairs([examples[i] for i in indices], pad_id)
+        hidden = encoder(
+            input_ids=batch["input_ids"].to(device),
+            attention_mask=batch["attention_mask"].to(device),
+        ).last_hidden_state.float()
+        for row, index in enumerate(indices):
+            length = len(examples[index]["input_ids"])
+            states[index] = hidden[row, :length].cpu().numpy().astype(np.float16)
+    return [e | {"encoder_states": h} for e, h in zip(examples, states, strict=True)]
+
+
 def collate_pairs(examples: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-padded sources (with their attention mask) and labels padded with -100."""
     source_width = max(len(e["input_ids"]) for e in examples)
@@ -128,7 +164,16 @@ def collate_pairs(examples: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
         input_ids[row, : len(example["input_ids"])] = torch.tensor(example["input_ids"])
         attention_mask[row, : len(example["input_ids"])] = 1
         labels[row, : len(example["labels"])] = torch.tensor(example["labels"])
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+    batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+    if "encoder_states" in examples[0]:  # padded rows stay zero: the mask hides them
+        width = examples[0]["encoder_states"].shape[-1]
+        states = torch.zeros((len(examples), source_width, width))
+        for row, example in enumerate(examples):
+            states[row, : len(example["input_ids"])] = torch.from_numpy(
+                example["encoder_states"].astype(np.float32)
+            )
+        batch["encoder_states"] = states
+    return batch
 
 
 @torch.no_grad()

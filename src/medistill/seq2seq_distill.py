@@ -29,7 +29,15 @@ from medistill.device import choose_device
 from medistill.hashing import config_hash, file_sha256
 from medistill.io import atomic_path, read_json, read_jsonl, write_jsonl
 from medistill.losses import Seq2SeqObjective
-from medistill.seq2seq import encode_pairs, shrink, teacher_topk, warm_started
+from medistill.seq2seq import (
+    encode_pairs,
+    encoder_frozen,
+    layer_counts,
+    shrink,
+    teacher_topk,
+    warm_started,
+    with_encoder_states,
+)
 from medistill.seq2seq_training import (
     decoding_vocabulary,
     rouge_dev_score,
@@ -106,12 +114,20 @@ def _train(
     task_dir: Path,
     **paths,
 ) -> list[dict]:
-    """`training.train_seeds` with the family's seeds and dev ROUGE-L (greedy) as dev score."""
+    """`training.train_seeds` with the family's seeds and dev ROUGE-L (greedy) as dev score;
+    a model whose encoder is frozen trains on its encoder's states, computed once (the same
+    for every seed: each starts from the same encoder)."""
     family = config["seq2seq"]
     generation = family["generation"]
     dev = read_jsonl(Path(task_dir) / "dev.jsonl")
     train_pairs = read_jsonl(Path(task_dir) / "train.jsonl")
     vocabulary = decoding_vocabulary(tokenizer, generation, train_pairs)
+    model = new_model()
+    if encoder_frozen(model):
+        device = choose_device(config["device"])
+        batch_size = generation["batch_size"]
+        examples = with_encoder_states(model, examples, tokenizer.pad_token_id, batch_size, device)
+    del model
     return train_seeds(
         config,
         new_model,
@@ -304,8 +320,14 @@ def distill_seq2seq_student(
     if route == "word":  # the other routes' slices hold no kl_weight: they never read it
         objective.weights["kl_weight"] *= recipe["kl_weight"]
 
+    teacher_encoder = layer_counts(teacher)["encoder"]
+
     def new_model():
         student = shrink(teacher, shape["encoder_layers"], shape["decoder_layers"], size)
+        if family["freeze_encoder"] and layer_counts(student)["encoder"] == teacher_encoder:
+            # the teacher's whole encoder, frozen as it was trained; a cut encoder trains,
+            # its kept layers must learn to follow one another
+            student.get_encoder().requires_grad_(False)
         student.config.medistill_distillation = {
             key: names[key] for key in ("teacher", "corpus", "route", "task")
         } | {"gold_pairs": len(gold), "transfer_pairs": len(transfer)}

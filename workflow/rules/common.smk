@@ -511,6 +511,7 @@ def s2s_distill_settings(wildcards):
     return config_slice(*MODEL_KEYS, "seeds", "energy") | {
         "seq2seq": {
             "seeds": S2S["seeds"],
+            "freeze_encoder": S2S["freeze_encoder"],
             "distill": recipe,
             "generation": S2S["generation"],
             "sizes": {wildcards.size: S2S["sizes"][wildcards.size]},
