@@ -280,31 +280,45 @@ def test_dev_selection_keeps_the_best_weights_and_stops_early(model_and_tokenize
     assert not all(torch.equal(final[k], weights_seen[3][k]) for k in final)
 
 
+def _scripted_run(tiny_bert, checkpoint, scores, **recipe_edit):
+    """A run of the tiny BERT, checkpointed and dev-scored at every step with `scores` in turn:
+    its model, its dev scores, and the weights each dev score saw."""
+    torch.manual_seed(0)
+    model = AutoModelForTokenClassification.from_pretrained(tiny_bert, num_labels=len(LABELS))
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    scores, scored_weights = iter(scores), []
+
+    def dev_score(scored):
+        scored_weights.append({k: v.clone() for k, v in scored.state_dict().items()})
+        return next(scores)
+
+    recipe = RECIPE | {"checkpoint_every": 1, "eval_every": 1, "patience": 0} | recipe_edit
+    history = train(
+        model,
+        build_examples(tokenizer, SENTENCES, LABELS, 64),
+        recipe,
+        pad_id=tokenizer.pad_token_id,
+        seed=0,
+        device="cpu",
+        checkpoint=checkpoint,
+        fingerprint=config_hash(stopping_free(recipe)),
+        objective=TaskObjective(**CE_ONLY),
+        desc="test",
+        dev_score=dev_score,
+    )
+    return model, [h["dev_f1"] for h in history if "dev_f1" in h], scored_weights
+
+
 def test_a_patience_edit_resumes_a_stopped_run_only_where_it_would_not_have_stopped(
     tiny_bert, tmp_path
 ):
     scripted = [0.1, 0.5, 0.3, 0.2, 0.9, 0.8]
 
     def run(patience, checkpoint, first_step=0):
-        torch.manual_seed(0)
-        model = AutoModelForTokenClassification.from_pretrained(tiny_bert, num_labels=len(LABELS))
-        tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
-        scores = iter(scripted[first_step:])
-        recipe = RECIPE | {"checkpoint_every": 1, "eval_every": 1, "patience": patience}
-        history = train(
-            model,
-            build_examples(tokenizer, SENTENCES, LABELS, 64),
-            recipe,
-            pad_id=tokenizer.pad_token_id,
-            seed=0,
-            device="cpu",
-            checkpoint=checkpoint,
-            fingerprint=config_hash(stopping_free(recipe)),
-            objective=TaskObjective(**CE_ONLY),
-            desc="test",
-            dev_score=lambda scored: next(scores),
+        model, dev, _ = _scripted_run(
+            tiny_bert, checkpoint, scripted[first_step:], patience=patience
         )
-        return model, [h["dev_f1"] for h in history if "dev_f1" in h]
+        return model, dev
 
     straight, dev = run(0, tmp_path / "straight.pt")
     assert dev == scripted
@@ -324,31 +338,9 @@ def test_keep_last_ends_at_the_final_step_and_a_keep_edit_resumes_where_it_can(t
     scripted = [0.1, 0.5, 0.3, 0.2, 0.9, 0.8]
 
     def run(keep, checkpoint, first_step=0):
-        torch.manual_seed(0)
-        model = AutoModelForTokenClassification.from_pretrained(tiny_bert, num_labels=len(LABELS))
-        tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
-        scores, scored_weights = iter(scripted[first_step:]), []
-
-        def dev_score(scored):
-            scored_weights.append({k: v.clone() for k, v in scored.state_dict().items()})
-            return next(scores)
-
-        recipe = RECIPE | {"checkpoint_every": 1, "eval_every": 1, "patience": 0, "keep": keep}
-        history = train(
-            model,
-            build_examples(tokenizer, SENTENCES, LABELS, 64),
-            recipe,
-            pad_id=tokenizer.pad_token_id,
-            seed=0,
-            device="cpu",
-            checkpoint=checkpoint,
-            fingerprint=config_hash(stopping_free(recipe)),
-            objective=TaskObjective(**CE_ONLY),
-            desc="test",
-            dev_score=dev_score,
-        )
-        assert [h["dev_f1"] for h in history if "dev_f1" in h] == scripted
-        return model.state_dict(), scored_weights
+        model, dev, scored = _scripted_run(tiny_bert, checkpoint, scripted[first_step:], keep=keep)
+        assert dev == scripted
+        return model.state_dict(), scored
 
     def same(a, b):
         return all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
