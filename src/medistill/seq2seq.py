@@ -82,6 +82,16 @@ def layer_counts(model) -> dict[str, int]:
     return counts
 
 
+def freeze_whole_encoder(student, teacher) -> bool:
+    """Freeze the student's encoder if it is the teacher's whole (frozen) encoder; return
+    whether it did. A cut encoder stays trainable: its kept layers must learn to follow one
+    another."""
+    whole = layer_counts(student)["encoder"] == layer_counts(teacher)["encoder"]
+    if whole:
+        student.get_encoder().requires_grad_(False)
+    return whole
+
+
 def shrink(teacher, encoder_layers: int | None, decoder_layers: int | None, size_name: str = ""):
     """A copy of `teacher` keeping `encoder_layers` of its encoder layers and `decoder_layers`
     of its decoder layers, spread from first to last (None: all kept)."""

@@ -32,7 +32,7 @@ from medistill.losses import Seq2SeqObjective
 from medistill.seq2seq import (
     encode_pairs,
     encoder_frozen,
-    layer_counts,
+    freeze_whole_encoder,
     shrink,
     teacher_topk,
     warm_started,
@@ -122,12 +122,15 @@ def _train(
     dev = read_jsonl(Path(task_dir) / "dev.jsonl")
     train_pairs = read_jsonl(Path(task_dir) / "train.jsonl")
     vocabulary = decoding_vocabulary(tokenizer, generation, train_pairs)
-    model = new_model()
-    if encoder_frozen(model):
-        device = choose_device(config["device"])
-        batch_size = generation["batch_size"]
-        examples = with_encoder_states(model, examples, tokenizer.pad_token_id, batch_size, device)
-    del model
+    if family["freeze_encoder"]:  # only then can a model's encoder be frozen
+        model = new_model()
+        if encoder_frozen(model):
+            device = choose_device(config["device"])
+            batch_size = generation["batch_size"]
+            examples = with_encoder_states(
+                model, examples, tokenizer.pad_token_id, batch_size, device
+            )
+        del model
     return train_seeds(
         config,
         new_model,
@@ -320,14 +323,10 @@ def distill_seq2seq_student(
     if route == "word":  # the other routes' slices hold no kl_weight: they never read it
         objective.weights["kl_weight"] *= recipe["kl_weight"]
 
-    teacher_encoder = layer_counts(teacher)["encoder"]
-
     def new_model():
         student = shrink(teacher, shape["encoder_layers"], shape["decoder_layers"], size)
-        if family["freeze_encoder"] and layer_counts(student)["encoder"] == teacher_encoder:
-            # the teacher's whole encoder, frozen as it was trained; a cut encoder trains,
-            # its kept layers must learn to follow one another
-            student.get_encoder().requires_grad_(False)
+        if family["freeze_encoder"]:
+            freeze_whole_encoder(student, teacher)
         student.config.medistill_distillation = {
             key: names[key] for key in ("teacher", "corpus", "route", "task")
         } | {"gold_pairs": len(gold), "transfer_pairs": len(transfer)}
