@@ -165,8 +165,20 @@ def _pid(path: Path) -> int | None:
         return None
 
 
+def _left_by_a_killed_session(conf: Path) -> bool:
+    """A link into a `medistill-slurm-*` folder whose slurmctld is gone: a killed test run's."""
+    if not conf.is_symlink():
+        return False
+    folder = conf.readlink().parent
+    pid = _pid(folder / "slurmctld.pid")
+    controller_alive = pid is not None and Path(f"/proc/{pid}").exists()
+    return folder.name.startswith("medistill-slurm-") and not controller_alive
+
+
 def start_cluster(folder: Path) -> dict[str, str]:
     """Start munged, slurmctld and slurmd; return the environment that talks to them."""
+    if _left_by_a_killed_session(SYSTEM_CONF):
+        SYSTEM_CONF.unlink()
     if SYSTEM_CONF.exists() or SYSTEM_CONF.is_symlink():
         raise RuntimeError(f"{SYSTEM_CONF} exists: these tests start their own one-node cluster")
     folder.chmod(0o755)  # munged runs as `munge` and must reach its socket folder
