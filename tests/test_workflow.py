@@ -327,7 +327,7 @@ def test_offline_e3c_study_and_its_ablation_validate(tmp_path, monkeypatch):
     six = validate_config(
         _stacked_config(["e3c-offline.yaml", "e3c-offline-l6.yaml"]), where="e3c-offline-l6.yaml"
     )
-    assert six["sweep"]["sizes"] == ["L6", "L6-int8c"] and six["distill"]["patience"] == 0
+    assert six["sweep"]["sizes"] == ["L6", "L6-int8c", "L6-onnx8"]
     assert six["distill"] == config["distill"] | {"patience": 0, "keep": "last"}
     assert {k: six[k] for k in ("finetune", "corpora", "teachers", "seeds")} == {
         k: config[k] for k in ("finetune", "corpora", "teachers", "seeds")

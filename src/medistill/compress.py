@@ -11,7 +11,10 @@ transformers token classifier: `model(input_ids=..., attention_mask=...).logits`
   scale per matrix (`per_tensor`, size setting `compress: int8`) or one per output row
   (`per_channel`, `compress: int8-per-channel`): the same speed, less rounding error where
   rows differ in range.
-- `onnx`: the fp32 graph in `model.onnx`, run by ONNX Runtime.
+- `onnx`: the fp32 graph in `model.onnx`, run by ONNX Runtime; `compress: onnx-int8` writes
+  that graph with ONNX Runtime's own dynamic quantisation (int8 weights, one scale per output
+  channel; activations quantised on the fly to the full 8 bits, where torch's dynamic path
+  keeps 7: the reason this kind loses less F1 than `int8-per-channel`, README).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ INT8_KIND = "int8-dynamic"
 ONNX_KIND = "onnx"
 INT8_WEIGHTS = "model_int8.pt"
 ONNX_GRAPH = "model.onnx"
+ONNX_FP32_GRAPH = "model_fp32.onnx"  # an `onnx-int8` export's graph before quantisation
+ONNX_INT8 = {"tool": "onnxruntime.quantization.quantize_dynamic", "weights": "int8 per channel"}
 # The opset torch 2.13's exporter writes natively (its default, 20, adds a conversion pass).
 ONNX_OPSET = 18
 # The files a folder's inference reads besides its weights: config and tokenizer.
@@ -132,8 +137,9 @@ class _LogitsOnly(nn.Module):
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
 
 
-def export_onnx(model, tokenizer, out_dir: str | os.PathLike) -> None:
-    """Config and tokenizer (no fp32 weights) plus `model.onnx`, batch and sequence dynamic.
+def export_onnx(model, tokenizer, out_dir: str | os.PathLike, int8: bool = False) -> None:
+    """Config and tokenizer (no fp32 weights) plus `model.onnx`, batch and sequence dynamic;
+    with `int8`, the graph's matrix products get int8 weights (`quantize_onnx_int8`).
 
     The dynamo exporter (torch.export) is used: the legacy TorchScript exporter of torch 2.13
     traces transformers 5's attention-mask code into a graph that is wrong for other shapes
@@ -153,12 +159,15 @@ def export_onnx(model, tokenizer, out_dir: str | os.PathLike) -> None:
         "opset": ONNX_OPSET,
         "exporter": "torch.onnx dynamo",
     }
+    if int8:
+        config.medistill_compression["quantization"] = ONNX_INT8
 
     def write(folder: Path) -> None:
+        graph = folder / (ONNX_FP32_GRAPH if int8 else ONNX_GRAPH)
         torch.onnx.export(
             _LogitsOnly(model).eval(),
             (example["input_ids"], example["attention_mask"]),
-            folder / ONNX_GRAPH,
+            graph,
             input_names=["input_ids", "attention_mask"],
             output_names=["logits"],
             opset_version=ONNX_OPSET,
@@ -170,11 +179,22 @@ def export_onnx(model, tokenizer, out_dir: str | os.PathLike) -> None:
             },
             verbose=False,
         )
+        if int8:
+            quantize_onnx_int8(graph, folder / ONNX_GRAPH)
+            graph.unlink()
         config.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
 
     with atomic_dir(out_dir) as folder:
         write(folder)
+
+
+def quantize_onnx_int8(graph: Path, out_graph: Path) -> None:
+    """ONNX Runtime's dynamic quantisation of `graph` into `out_graph`: every MatMul gets int8
+    weights with one scale per output channel; activations are quantised at run time."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(graph, out_graph, per_channel=True, weight_type=QuantType.QInt8)
 
 
 def compress_student(
@@ -184,11 +204,12 @@ def compress_student(
     trust_remote_code: bool = False,
 ) -> None:
     """Compress a trained student's folder into `out_dir`; `kind` is a size's `compress`
-    setting: `int8` or `int8-per-channel` (`save_int8`), or `onnx` (`export_onnx`)."""
+    setting: `int8` or `int8-per-channel` (`save_int8`), `onnx` or `onnx-int8` (`export_onnx`)."""
     savers = {
         "int8": functools.partial(save_int8, weight_scales="per_tensor"),
         "int8-per-channel": functools.partial(save_int8, weight_scales="per_channel"),
         "onnx": export_onnx,
+        "onnx-int8": functools.partial(export_onnx, int8=True),
     }
     if kind not in savers:
         raise ValueError(f"unknown compression '{kind}'; use one of {', '.join(savers)}")
