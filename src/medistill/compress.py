@@ -14,7 +14,8 @@ transformers token classifier: `model(input_ids=..., attention_mask=...).logits`
 - `onnx`: the fp32 graph in `model.onnx`, run by ONNX Runtime; `compress: onnx-int8` writes
   that graph with ONNX Runtime's own dynamic quantisation (int8 weights, one scale per output
   channel; activations quantised on the fly to the full 8 bits, where torch's dynamic path
-  keeps 7: the reason this kind loses less F1 than `int8-per-channel`, README).
+  keeps 7: the likely, not isolated, reason this kind lost less F1 than `int8-per-channel` on
+  E3C, README).
 """
 
 from __future__ import annotations
