@@ -33,7 +33,7 @@ def test_zero_layers_is_rejected(default_config):
 
 def test_more_layers_than_the_teacher_is_rejected(default_config):
     default_config["sizes"]["L2"]["layers"] = 7
-    default_config["sweep"]["teachers"] = ["minilm-l6"]
+    default_config["sweep"].update(teachers=["minilm-l6"], sizes=["L2"])
     with pytest.raises(
         ConfigError, match=r"sizes\.L2 with teacher 'minilm-l6': `layers` 7 is more than the teac"
     ):
@@ -51,7 +51,7 @@ def test_more_layers_than_the_teacher_is_rejected(default_config):
 )
 def test_impossible_student_specs_are_rejected(default_config, size, expected):
     default_config["sizes"]["L2"] = size
-    default_config["sweep"]["teachers"] = ["minilm-l6"]
+    default_config["sweep"].update(teachers=["minilm-l6"], sizes=["L2"])
     with pytest.raises(ConfigError, match=r"sizes\.L2 with teacher 'minilm-l6': .*" + expected):
         validate_config(default_config)
 
@@ -68,7 +68,7 @@ def test_compressed_size_needs_a_trained_source(default_config):
 def test_general_mode_needs_something_to_distil(default_config):
     default_config["sizes"]["L2"]["mode"] = "general"
     default_config["distill"]["general"] = {"hidden_layers": []}
-    default_config["sweep"]["teachers"] = ["minilm-l6"]
+    default_config["sweep"].update(teachers=["minilm-l6"], sizes=["L2"])
     with pytest.raises(ConfigError, match=r"no masked-LM head"):
         validate_config(default_config)
 
