@@ -8,7 +8,13 @@ import random
 import numpy as np
 import pytest
 
-from medistill.scoring import micro_f1, ner_scores, paired_bootstrap, sentence_counts
+from medistill.scoring import (
+    micro_f1,
+    ner_scores,
+    paired_bootstrap,
+    sentence_counts,
+    with_unaligned_lines,
+)
 
 TYPES = ("DISO", "CHEM")
 
@@ -54,3 +60,31 @@ def test_bootstrap_finds_a_better_model_and_no_difference_between_equals():
 def test_bootstrap_needs_the_same_sentences():
     with pytest.raises(ValueError, match="same sentences"):
         paired_bootstrap([np.zeros((3, 3))], [np.zeros((4, 3))])
+
+
+def test_an_output_line_that_names_no_mention_lowers_precision_like_a_wrong_mention():
+    from medistill.generative_tagging import tag_outputs
+
+    words = ["Toux", "et", "fièvre", "sous", "aspirine", "."]
+    gold = [["B-SOSY", "O", "B-SOSY", "O", "B-CHEM", "O"]]
+    honest = "SOSY: Toux\nSOSY: fièvre"
+    rambling = honest + "\nSOSY: douleur thoracique\nCHEM aspirine\nDRUG: aspirine"
+    results = {}
+    for name, output in (("honest", honest), ("rambling", rambling)):
+        tags, per_sentence = tag_outputs([output], [{"words": words}], ["SOSY", "CHEM"])
+        assert tags == [["B-SOSY", "O", "B-SOSY", "O", "O", "O"]]  # the same aligned mentions
+        results[name] = with_unaligned_lines(
+            ner_scores(gold, tags),
+            sentence_counts(gold, tags),
+            [c.unaligned() for c in per_sentence],
+        )
+    (honest_scores, _), (rambling_scores, counts) = results["honest"], results["rambling"]
+    assert honest_scores["precision"] == 1.0 and honest_scores["unaligned_lines"] == 0
+    # not found, malformed and of an unknown type: three false positives, recall unchanged
+    assert rambling_scores["unaligned_lines"] == 3
+    assert rambling_scores["precision"] == pytest.approx(2 / 5)
+    assert rambling_scores["recall"] == honest_scores["recall"] == pytest.approx(2 / 3)
+    assert rambling_scores["f1"] == pytest.approx(2 * 2 / (5 + 3))
+    assert rambling_scores["f1_aligned_only"] == honest_scores["f1"]
+    # the bootstrap's sentence counts carry the same false positives
+    assert counts.tolist() == [[2, 5, 3]]

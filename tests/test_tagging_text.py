@@ -156,9 +156,12 @@ def test_a_prompted_causal_lm_tags_every_sentence_and_counts_what_it_cannot_pars
 
     from medistill.generative_tagging import (
         TYPE_DESCRIPTIONS,
-        prompted_outputs,
+        prompt_ids,
+        shared_prefix,
         tag_outputs,
     )
+    from medistill.llm_engines import TransformersEngine
+    from medistill.tagging_text import ParseCounts
 
     model = AutoModelForCausalLM.from_pretrained(tiny_causal_lm)
     tokenizer = AutoTokenizer.from_pretrained(tiny_causal_lm)
@@ -167,23 +170,48 @@ def test_a_prompted_causal_lm_tags_every_sentence_and_counts_what_it_cannot_pars
         {"words": _words("Toux sèche depuis l'été."), "tags": ["O"] * 7},
         {"words": _words("Fièvre à 39."), "tags": ["B-SOSY", "O", "O", "O"]},
     ]
-    generation = {"max_new_tokens": 8, "batch_size": 2}
     examples = few_shot_examples(train, 2, 0)
-    outputs = prompted_outputs(
-        model, tokenizer, test, examples, TYPE_DESCRIPTIONS, generation, "cpu"
-    )
+    prompts = prompt_ids(tokenizer, test, examples, TYPE_DESCRIPTIONS)
+    prefix = shared_prefix(tokenizer, examples, TYPE_DESCRIPTIONS)
+    # the prefix is the instruction and the examples, and every prompt starts with it
+    assert len(prefix) > 20 and all(p[: len(prefix)] == prefix for p in prompts)
+    cached = TransformersEngine(model, tokenizer, prefix, max_new_tokens=8)
+    outputs = cached.complete(prompts)
     assert len(outputs) == 2 and all(isinstance(o, str) for o in outputs)
-    # Left padding: a sentence's output does not depend on the other sentences of its batch.
-    alone = prompted_outputs(
-        model, tokenizer, test[1:], examples, TYPE_DESCRIPTIONS, generation, "cpu"
-    )
-    assert alone == outputs[1:]
-    tags, counts = tag_outputs(outputs, test, list(TYPE_DESCRIPTIONS))
+    assert cached.stats.tokens > 0 and cached.stats.tokens_per_s() > 0
+    # the prefix's cache, reused, gives what the whole prompt computed afresh gives
+    assert TransformersEngine(model, tokenizer, [], max_new_tokens=8).complete(prompts) == outputs
+    tags, per_sentence = tag_outputs(outputs, test, list(TYPE_DESCRIPTIONS))
+    counts = ParseCounts.summed(per_sentence)
     assert [len(t) for t in tags] == [7, 4]
     lines = sum(1 for o in outputs for line in o.splitlines() if line.strip())
     accounted = counts.aligned + counts.malformed + counts.unknown_type
     accounted += counts.not_found + counts.overlapping
     assert counts.lines == accounted <= lines
+
+
+def test_a_base_model_without_a_chat_template_gets_plain_few_shot_blocks(minilm_path):
+    from transformers import AutoTokenizer
+
+    from medistill.generative_tagging import TYPE_DESCRIPTIONS, prompt_ids, prompt_texts
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path)
+    assert not tokenizer.chat_template
+    train = [_sentence(i, tagged=i % 2 == 0) for i in range(6)]
+    examples = few_shot_examples(train, 2, 0)
+    sentence = {"words": _words("Fièvre à 39."), "tags": ["B-SOSY", "O", "O", "O"]}
+    (text,) = prompt_texts(tokenizer, [sentence], examples, TYPE_DESCRIPTIONS)
+    blocks = text.split("\n\n")
+    assert blocks[0].startswith("Tu annotes des entités médicales")
+    assert blocks[1] == (
+        f"Phrase : {' '.join(examples[0]['words'])}\nEntités :\n"
+        + linearise(examples[0]["words"], examples[0]["tags"])
+    )
+    assert blocks[-1] == "Phrase : Fièvre à 39 .\nEntités :\n"
+    # the answer's stop string (a blank line) ends an example, never a line of one
+    assert all("\n\n" not in linearise(e["words"], e["tags"]) for e in examples)
+    (ids,) = prompt_ids(tokenizer, [sentence], examples, TYPE_DESCRIPTIONS)
+    assert ids[0] == tokenizer.cls_token_id  # a plain prompt gets the tokenizer's start token
 
 
 @pytest.mark.skipif(
@@ -196,21 +224,24 @@ def test_vllm_and_transformers_give_the_same_spans_on_the_same_greedy_outputs(ti
     from medistill.generative_tagging import (
         TYPE_DESCRIPTIONS,
         VllmEngine,
-        prompted_outputs,
+        prompt_ids,
+        shared_prefix,
         tag_outputs,
     )
+    from medistill.llm_engines import TransformersEngine
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_causal_lm)
     model = AutoModelForCausalLM.from_pretrained(tiny_causal_lm)
     train = [_sentence(i, tagged=i % 2 == 0) for i in range(6)]
     test = [_sentence(10 + i, tagged=i % 2 == 0) for i in range(8)]
     examples, types = few_shot_examples(train, 2, 0), list(TYPE_DESCRIPTIONS)
-    generation = {"max_new_tokens": 8, "batch_size": 1}  # batch 1: no padding in either
-    served = VllmEngine(tiny_causal_lm, tokenizer, generation, remote=False, seed=0)
-    vllm_outputs = served.outputs(test, examples, TYPE_DESCRIPTIONS)
-    hf_outputs = prompted_outputs(
-        model, tokenizer, test, examples, TYPE_DESCRIPTIONS, generation, "cuda"
+    prompts = prompt_ids(tokenizer, test, examples, TYPE_DESCRIPTIONS)
+    served = VllmEngine(tiny_causal_lm, 8, remote=False, seed=0)
+    local = TransformersEngine(
+        model, tokenizer, shared_prefix(tokenizer, examples, TYPE_DESCRIPTIONS), 8
     )
+    vllm_outputs = served.complete(prompts)
+    hf_outputs = local.complete(prompts, "cuda")
     assert tag_outputs(vllm_outputs, test, types)[0] == tag_outputs(hf_outputs, test, types)[0]
 
 
@@ -219,7 +250,7 @@ def test_a_template_without_a_system_role_gets_the_instruction_in_the_first_user
 ):
     from transformers import AutoTokenizer
 
-    from medistill.generative_tagging import TYPE_DESCRIPTIONS, chat_prompts
+    from medistill.generative_tagging import TYPE_DESCRIPTIONS, prompt_texts
 
     tokenizer = AutoTokenizer.from_pretrained(minilm_path)
     tokenizer.chat_template = (
@@ -228,6 +259,6 @@ def test_a_template_without_a_system_role_gets_the_instruction_in_the_first_user
         "[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
     )
     sentence = {"words": _words("Fièvre à 39."), "tags": ["B-SOSY", "O", "O", "O"]}
-    (prompt,) = chat_prompts(tokenizer, [sentence], [], TYPE_DESCRIPTIONS)
+    (prompt,) = prompt_texts(tokenizer, [sentence], [], TYPE_DESCRIPTIONS)
     assert prompt.startswith("[user] Tu annotes des entités médicales")
     assert prompt.rstrip().endswith("Fièvre à 39 .")

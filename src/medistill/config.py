@@ -353,6 +353,8 @@ def _check_generative(config: dict, where: str) -> None:
     on stderr, so an offline run still reports the rest; one a generative teacher learns from
     is an error."""
     from medistill.errors import TeacherSourceError
+    from medistill.llm_engines import LLAMA_CPP_BUILD
+    from medistill.packaged_gguf import gguf_source
     from medistill.teachers import GLINER_CONFIG, resolve_teacher
 
     family = config["generative"]
@@ -370,6 +372,7 @@ def _check_generative(config: dict, where: str) -> None:
             "(report rows are named by teacher or tagger)"
         )
     skipped = []
+    engine = family["generation"]["engine"]
     for name in dict.fromkeys([*family["sweep"], *teaching.values()]):
         tagger = family["taggers"][name]
         if tagger["kind"] == "finetuned":
@@ -382,8 +385,11 @@ def _check_generative(config: dict, where: str) -> None:
             continue
         _check_licence(name, tagger["licence"], config, where, "generative.taggers")
         marker = GLINER_CONFIG if tagger["kind"] == "gliner" else "config.json"
+        gguf = None
         try:
-            resolve_teacher(tagger["source"], config["allow_network"], marker)
+            gguf = gguf_source(tagger["source"]) if tagger["kind"] == "prompted" else None
+            if gguf is None:
+                resolve_teacher(tagger["source"], config["allow_network"], marker)
         except TeacherSourceError as error:
             offline_hub = tagger["source"].startswith("hub:") and not config["allow_network"]
             if not offline_hub or name in teaching.values():
@@ -393,11 +399,30 @@ def _check_generative(config: dict, where: str) -> None:
                 f"medistill: generative.taggers.{name} skipped (no row in the report): {error}",
                 file=sys.stderr,
             )
+            continue
+        if tagger["kind"] == "prompted" and gguf is None and engine == "llama-cpp":
+            raise ConfigError(
+                f"{where}: generative.taggers.{name}.source is not a GGUF file, which "
+                "generation.engine llama-cpp needs (package:NAME or local:PATH.gguf); use "
+                "engine transformers for this config"
+            )
+        if gguf is not None and engine == "vllm":
+            raise ConfigError(
+                f"{where}: generative.taggers.{name}.source is a GGUF file, which "
+                "generation.engine vllm does not serve here; use engine llama-cpp (CPU) or "
+                "transformers"
+            )
     family["sweep"] = [name for name in family["sweep"] if name not in skipped]
     if family["generation"]["engine"] == "vllm" and importlib.util.find_spec("vllm") is None:
         raise ConfigError(
             f"{where}: generative.generation.engine is 'vllm' but vLLM is not installed; on a "
             "CUDA machine run `pip install 'medistill[vllm]'`, or use engine: transformers"
+        )
+    if engine == "llama-cpp" and importlib.util.find_spec("llama_cpp") is None:
+        raise ConfigError(
+            f"{where}: generative.generation.engine is 'llama-cpp' but llama-cpp-python is not "
+            f"installed; run `{LLAMA_CPP_BUILD}` (README: prompted LLMs), or use engine: "
+            "transformers"
         )
 
 
@@ -479,13 +504,32 @@ def _seq2seq_depths(model_config: dict) -> dict[str, int]:
     return {"encoder": depth, "decoder": depth}
 
 
+def _nearest_branch(error) -> list:
+    """For an entry that fits none of a `oneOf`'s branches (one per `kind`), the errors of the
+    branch it nearly fits (its `kind` matches; else the fewest errors), so the message names the
+    missing or extra key instead of "not valid under any of the given schemas"."""
+    if error.validator != "oneOf" or not error.context:
+        return [error]
+    branches: dict[int, list] = {}
+    for sub in error.context:
+        branches.setdefault(sub.schema_path[0], []).append(sub)
+    return min(
+        branches.values(),
+        key=lambda subs: (any(s.validator == "const" for s in subs), len(subs)),
+    )
+
+
 def validate_config(config: dict, where: str = "config") -> dict:
     """Check `config` against the schema and its own references; return it with defaults.
 
     `where` names the config file in messages.
     """
     errors = sorted(
-        jsonschema.Draft202012Validator(load_schema()).iter_errors(config),
+        (
+            error
+            for found in jsonschema.Draft202012Validator(load_schema()).iter_errors(config)
+            for error in _nearest_branch(found)
+        ),
         key=lambda e: list(map(str, e.absolute_path)),
     )
     if errors:

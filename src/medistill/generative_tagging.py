@@ -22,23 +22,36 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from medistill.cache import teacher_weights_sha
 from medistill.compress import model_disk_mb
 from medistill.device import choose_device
 from medistill.energy import track_energy
+from medistill.hashing import file_sha256
 from medistill.io import read_json, read_jsonl, write_json
+from medistill.llm_engines import (
+    STOP,
+    GenerationStats,
+    LlamaCppEngine,
+    TransformersEngine,
+    common_prefix,
+    cut_at_stop,
+)
 from medistill.losses import Seq2SeqObjective
-from medistill.scoring import ner_scores, sentence_counts
+from medistill.packaged_gguf import gguf_parameters, gguf_source
+from medistill.scoring import mask_ignored, ner_scores, sentence_counts, with_unaligned_lines
 from medistill.seq2seq import encode_pairs, generate_texts, warm_started
 from medistill.seq2seq_distill import job_fingerprint
 from medistill.tagging_text import (
     NO_ENTITY,
     ParseCounts,
     chat_messages,
+    completion_prompt,
     few_shot_examples,
     linearise,
     parse_mentions,
@@ -82,14 +95,13 @@ def sentence_pairs(sentences: Sequence[dict]) -> list[dict]:
 
 def tag_outputs(
     outputs: Sequence[str], sentences: Sequence[dict], entity_types: Sequence[str]
-) -> tuple[list[list[str]], ParseCounts]:
-    """IOB2 tags of each sentence from its output, and the parse counts over all of them."""
-    total, tags = ParseCounts(), []
-    for output, sentence in zip(outputs, sentences, strict=True):
-        sentence_tags, counts = parse_mentions(output, sentence["words"], entity_types)
-        tags.append(sentence_tags)
-        total.add(counts)
-    return tags, total
+) -> tuple[list[list[str]], list[ParseCounts]]:
+    """IOB2 tags of each sentence from its output, and what became of each output's lines."""
+    parsed = [
+        parse_mentions(output, sentence["words"], entity_types)
+        for output, sentence in zip(outputs, sentences, strict=True)
+    ]
+    return [tags for tags, _ in parsed], [counts for _, counts in parsed]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -110,11 +122,15 @@ def seq2seq_outputs(model, tokenizer, sentences: Sequence[dict], generation: dic
     )
 
 
-def chat_prompts(
+def prompt_texts(
     tokenizer, sentences: Sequence[dict], examples: Sequence[dict], descriptions: dict[str, str]
 ) -> list[str]:
-    """Each sentence's chat (the same examples for every sentence) in the model's template."""
+    """Each sentence's request (the same examples for every sentence): a chat in the model's
+    template, or for a base model without one (Gemma 3 270M) the plain few-shot text."""
     from jinja2.exceptions import TemplateError
+
+    if not tokenizer.chat_template:
+        return [completion_prompt(s["words"], descriptions, examples) for s in sentences]
 
     def render(messages):
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -131,41 +147,23 @@ def chat_prompts(
     return prompts
 
 
-@torch.no_grad()
-def prompted_outputs(
-    model,
-    tokenizer,
-    sentences: Sequence[dict],
-    examples: Sequence[dict],
-    descriptions: dict[str, str],
-    generation: dict,
-    device,
-) -> list[str]:
-    """A causal LM's greedy answers to each sentence's chat, left-padded in batches; only the
-    generated part is decoded."""
-    model.eval().to(device)
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    prompts = chat_prompts(tokenizer, sentences, examples, descriptions)
-    outputs = []
-    for start in range(0, len(prompts), generation["batch_size"]):
-        batch = tokenizer(
-            prompts[start : start + generation["batch_size"]],
-            return_tensors="pt",
-            padding=True,
-            add_special_tokens=False,
-            return_token_type_ids=False,
-        ).to(device)
-        generated = model.generate(
-            **batch,
-            max_new_tokens=generation["max_new_tokens"],
-            do_sample=False,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-        answers = generated[:, batch["input_ids"].shape[1] :]
-        outputs.extend(t.strip() for t in tokenizer.batch_decode(answers, skip_special_tokens=True))
-    return outputs
+def prompt_ids(
+    tokenizer, sentences: Sequence[dict], examples: Sequence[dict], descriptions: dict[str, str]
+) -> list[list[int]]:
+    """The token ids every engine is given: a chat template writes its own special tokens; a
+    plain prompt gets the tokenizer's (a BOS token)."""
+    texts = prompt_texts(tokenizer, sentences, examples, descriptions)
+    special = not tokenizer.chat_template
+    return tokenizer(texts, add_special_tokens=special)["input_ids"]
+
+
+def shared_prefix(tokenizer, examples: Sequence[dict], descriptions: dict[str, str]) -> list[int]:
+    """The tokens every prompt starts with (instruction and examples), found as the common
+    start of two prompts that differ only in their sentence."""
+    first, second = prompt_ids(
+        tokenizer, [{"words": ["a"]}, {"words": ["b"]}], examples, descriptions
+    )
+    return common_prefix(first, second)
 
 
 @torch.no_grad()
@@ -206,22 +204,20 @@ def load_gliner(model_dir: Path, remote: bool):
 
 class VllmEngine:
     """A prompted tagger served by vLLM (GPU machines, the optional `vllm` extra), for the
-    labelling of large corpora: the prompts of `prompted_outputs`, tokenised by the same
-    tokenizer without added special tokens, decoded greedily (temperature 0) to the same
-    `max_new_tokens`, so both engines see the same token ids and parse the same way."""
+    labelling of large corpora: the token ids of `prompt_ids`, decoded greedily (temperature
+    0) to the same `max_new_tokens` and stop string as the other engines."""
 
-    def __init__(self, model_dir: Path, tokenizer, generation: dict, remote: bool, seed: int):
+    name = "vllm"
+
+    def __init__(self, model_dir: Path, max_new_tokens: int, remote: bool, seed: int):
         from vllm import LLM, SamplingParams
 
-        self.tokenizer = tokenizer
         self.llm = LLM(model=str(model_dir), trust_remote_code=remote, seed=seed)
-        self.params = SamplingParams(temperature=0.0, max_tokens=generation["max_new_tokens"])
+        self.params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, stop=list(STOP))
 
-    def outputs(self, sentences, examples, descriptions) -> list[str]:
-        prompts = chat_prompts(self.tokenizer, sentences, examples, descriptions)
-        ids = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
-        results = self.llm.generate([{"prompt_token_ids": i} for i in ids], self.params)
-        return [result.outputs[0].text.strip() for result in results]
+    def complete(self, prompts: Sequence[Sequence[int]], device="cuda") -> list[str]:
+        results = self.llm.generate([{"prompt_token_ids": list(i)} for i in prompts], self.params)
+        return [cut_at_stop(result.outputs[0].text) for result in results]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,19 +309,32 @@ def _latency_ms(tag: Callable[[list[dict]], list[str]], sentences: Sequence[dict
 @dataclass
 class Tagger:
     """A loaded generative tagger: `outputs(sentences, device)` gives its raw text per sentence,
-    `tags(sentences)` the parsed IOB2 tags and the parse counts."""
+    `tags(sentences)` the parsed IOB2 tags and each sentence's parse counts. `engine` is what
+    writes the outputs; a prompted tagger on llama.cpp also has `transformers_engine`, the same
+    prompts run by transformers (loaded on first use), for the engines' latency comparison."""
 
-    model: torch.nn.Module
     outputs: Callable[..., list[str]]
     entity_types: list[str]
-    model_dir: Path
     licence: str
     size: str
     device: str
-    embeddings: torch.nn.Module  # the input embeddings, for `params_non_embedding`
+    engine: str
+    params_total: int
+    params_non_embedding: int
+    disk_mb: float
+    weights_sha: str
+    set_threads: Callable[[int], None] = torch.set_num_threads
+    to_cpu: Callable[[], None] = lambda: None
+    stats: GenerationStats | None = None  # a prompted tagger's generated tokens and seconds
+    transformers_engine: Callable[[], Callable[..., list[str]]] | None = None
 
-    def tags(self, sentences: Sequence[dict]) -> tuple[list[list[str]], ParseCounts]:
+    def tags(self, sentences: Sequence[dict]) -> tuple[list[list[str]], list[ParseCounts]]:
         return tag_outputs(self.outputs(sentences, self.device), sentences, self.entity_types)
+
+
+def _counted(model, embeddings) -> tuple[int, int]:
+    total = sum(p.numel() for p in model.parameters())
+    return total, total - embeddings.weight.numel()
 
 
 def _check_descriptions(tagger: str, given: dict, descriptions: dict, task_dir: Path) -> None:
@@ -344,13 +353,81 @@ def _check_descriptions(tagger: str, given: dict, descriptions: dict, task_dir: 
             raise ValueError(f"{where}.{name}: '{text}' describes two types; make them differ")
 
 
+def _prompted(config: dict, spec: dict, task_dir: Path, descriptions: dict, allow_network: bool):
+    """The fields of a prompted tagger's `Tagger`: its prompts (few-shot examples drawn from
+    the task's train split), its engine and its size. A GGUF source (a package's or a local
+    file) is read by transformers (dequantised to float32) or run by llama.cpp as it is."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    generation = config["generative"]["generation"]
+    remote = config["trust_remote_code"]
+    gguf = gguf_source(spec["source"])
+    if gguf is None:
+        folder, load = fetch_teacher(spec["source"], allow_network), {"dtype": "auto"}
+    else:
+        folder, load = gguf.parent, {"gguf_file": gguf.name, "dtype": torch.float32}
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=remote, **load)
+    examples = few_shot_examples(
+        read_jsonl(Path(task_dir) / "train.jsonl"), spec["shots"], config["seed"]
+    )
+    prefix = shared_prefix(tokenizer, examples, descriptions)
+
+    def prompts(sentences):
+        return prompt_ids(tokenizer, sentences, examples, descriptions)
+
+    @cache
+    def transformers_engine() -> TransformersEngine:
+        # in the dtype of its weights (bf16 for most instruction models), not float32
+        model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=remote, **load)
+        return TransformersEngine(model, tokenizer, prefix, generation["max_new_tokens"])
+
+    def runs_on(engine):
+        return lambda sentences, device: engine.complete(prompts(sentences), device)
+
+    fields = {"engine": generation["engine"], "weights_sha": teacher_weights_sha(folder)}
+    if gguf is not None:
+        fields["weights_sha"] = file_sha256(gguf)[:16]
+        fields["disk_mb"] = gguf.stat().st_size / 2**20
+    if generation["engine"] == "llama-cpp":
+        engine = LlamaCppEngine(
+            gguf, generation["context"], torch.get_num_threads(), generation["max_new_tokens"]
+        )
+        total, embeddings = gguf_parameters(gguf)
+        fields |= {
+            "outputs": runs_on(engine),
+            "params_total": total,
+            "params_non_embedding": total - embeddings,
+            "set_threads": engine.set_threads,
+            "stats": engine.stats,
+            "transformers_engine": lambda: runs_on(transformers_engine()),
+        }
+        return fields
+    local = transformers_engine()
+    total, non_embedding = _counted(local.model, local.model.get_input_embeddings())
+    fields |= {
+        "params_total": total,
+        "params_non_embedding": non_embedding,
+        "stats": local.stats,
+        "to_cpu": local.model.cpu,
+    }
+    fields.setdefault("disk_mb", model_disk_mb(folder))
+    if generation["engine"] == "vllm":  # the transformers copy times batch 1 on the CPU
+        served = VllmEngine(gguf or folder, generation["max_new_tokens"], remote, config["seed"])
+
+        def outputs(sentences, device):
+            return runs_on(local if device == "cpu" else served)(sentences, device)
+
+        return fields | {"outputs": outputs}
+    local.model.to(choose_device(config["device"]))
+    return fields | {"outputs": runs_on(local)}
+
+
 def load_tagger(
     config: dict, tagger: str, model_dir: Path | None, task_dir: Path, allow_network: bool = False
 ) -> Tagger:
     """A `finetuned` tagger from its folder, or a `prompted` or `gliner` one from its `source`
-    (downloaded only with `allow_network`); a prompted one's few-shot examples are drawn from
-    the task's train split."""
-    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+    (downloaded only with `allow_network`)."""
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     family = config["generative"]
     spec = family["taggers"][tagger]
@@ -359,6 +436,11 @@ def load_tagger(
     entity_types = task_entity_types(task_dir)
     descriptions = type_descriptions(entity_types, spec.get("descriptions"))
     _check_descriptions(tagger, spec.get("descriptions", {}), descriptions, task_dir)
+    device = choose_device(config["device"])
+    common = {"entity_types": entity_types, "device": device, "licence": spec.get("licence")}
+    if spec["kind"] == "prompted":
+        fields = _prompted(config, spec, task_dir, descriptions, allow_network)
+        return Tagger(size=f"prompted-{spec['shots']}shot", **common, **fields)
     if spec["kind"] == "gliner":
         model_dir = fetch_teacher(spec["source"], allow_network, GLINER_CONFIG)
         model = load_gliner(model_dir, remote)
@@ -369,31 +451,8 @@ def load_tagger(
                 model, sentences, descriptions, spec["threshold"], generation["batch_size"]
             )
 
-        licence, size = spec["licence"], "zero-shot"
+        size = "zero-shot"
         embeddings = model.model.token_rep_layer.bert_layer.model.get_input_embeddings()
-    elif spec["kind"] == "prompted":
-        model_dir = fetch_teacher(spec["source"], allow_network)
-        tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=remote)
-        # in the dtype of its weights (bf16 for most instruction models), not float32
-        model = AutoModelForCausalLM.from_pretrained(
-            model_dir, trust_remote_code=remote, torch_dtype="auto"
-        )
-        train = read_jsonl(Path(task_dir) / "train.jsonl")
-        examples = few_shot_examples(train, spec["shots"], config["seed"])
-
-        engine = None
-        if generation["engine"] == "vllm":
-            engine = VllmEngine(model_dir, tokenizer, generation, remote, config["seed"])
-
-        def outputs(sentences, device):
-            if engine is not None and device != "cpu":  # CPU latency is transformers'
-                return engine.outputs(sentences, examples, descriptions)
-            return prompted_outputs(
-                model, tokenizer, sentences, examples, descriptions, generation, device
-            )
-
-        licence, size = spec["licence"], f"prompted-{spec['shots']}shot"
-        embeddings = model.get_input_embeddings()
     else:
         tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=remote)
         model = AutoModelForSeq2SeqLM.from_pretrained(model_dir, trust_remote_code=remote)
@@ -401,13 +460,21 @@ def load_tagger(
         def outputs(sentences, device):
             return seq2seq_outputs(model, tokenizer, sentences, generation, device)
 
-        licence, size = config["teachers"][spec["from"]]["licence"], "finetuned"
+        common["licence"], size = config["teachers"][spec["from"]]["licence"], "finetuned"
         embeddings = model.get_input_embeddings()
-    device = choose_device(config["device"])
-    # with vLLM on the GPU, the transformers copy only times batch 1 on the CPU
-    served = spec["kind"] == "prompted" and generation["engine"] == "vllm"
-    model.eval().to("cpu" if served else device)
-    return Tagger(model, outputs, entity_types, Path(model_dir), licence, size, device, embeddings)
+    model.eval().to(device)
+    total, non_embedding = _counted(model, embeddings)
+    return Tagger(
+        outputs,
+        size=size,
+        engine="transformers",
+        params_total=total,
+        params_non_embedding=non_embedding,
+        disk_mb=model_disk_mb(model_dir),
+        weights_sha=teacher_weights_sha(model_dir),
+        to_cpu=model.cpu,
+        **common,
+    )
 
 
 def evaluate_generative_tagger(
@@ -422,12 +489,18 @@ def evaluate_generative_tagger(
     log_run: Callable[..., object],
     allow_network: bool = False,
 ) -> dict:
-    """Score a tagger on the task's test sets with the NER protocol (micro F1 by seqeval, per
-    type, `f1_<set>` for each robustness set) and time it; write an eval JSON the NER report
-    reads as a `generative` row (its retention and speedup against `reference_teacher`), with
-    the parse counts of the clean test set. A prompted tagger is read from its `source`
-    (`model_dir` None), downloaded only with `allow_network`."""
+    """Score a tagger on the task's test sets with the NER protocol and time it; write an eval
+    JSON the NER report reads as a `generative` row (its retention and speedup against
+    `reference_teacher`), with the parse counts of the clean test set.
+
+    Scores are micro F1 by seqeval, with every output line that names no mention of its
+    sentence (malformed, of an unknown type, not found) counted as a false positive, as a wrong
+    mention of an encoder would be (`scoring.with_unaligned_lines`); `f1_<set>` for each
+    robustness set, the `unseen` set's seen mentions masked as for the encoders. A prompted
+    tagger is read from its `source` (`model_dir` None), downloaded only with
+    `allow_network`; on llama.cpp it is also timed with transformers."""
     spec = config["generative"]["taggers"][tagger]
+    generation = config["generative"]["generation"]
     loaded = load_tagger(config, tagger, model_dir, task_dir, allow_network)
     identity = {
         "teacher": tagger,
@@ -442,40 +515,55 @@ def evaluate_generative_tagger(
         for name, path in test_files.items():
             sentences = read_jsonl(path)
             tags, counts = loaded.tags(sentences)
-            gold = [s["tags"] for s in sentences]
-            scores = ner_scores(gold, tags)
+            gold, tags = mask_ignored(sentences, tags)
+            scores, per_sentence = with_unaligned_lines(
+                ner_scores(gold, tags),
+                sentence_counts(gold, tags),
+                [c.unaligned() for c in counts],
+            )
             if name == "clean":
-                result |= scores | {"parse": counts.as_dict(), "n_test_sentences": len(gold)}
-                write_json(
-                    sentence_counts(gold, tags).tolist(), Path(out_path).with_suffix(".counts.json")
-                )
+                parse = ParseCounts.summed(counts).as_dict()
+                result |= scores | {"parse": parse, "n_test_sentences": len(gold)}
+                write_json(per_sentence.tolist(), Path(out_path).with_suffix(".counts.json"))
             else:
                 result[f"f1_{name}"] = scores["f1"]
     result |= {f"{k}_inference": inference[k] for k in ("energy_kwh", "co2_kg") if k in inference}
     clean = read_jsonl(test_files["clean"])
     runs = config["evaluate"]["latency_runs"]
-    if loaded.device == "cuda":  # decoded text is on the host: each call ends synchronised
+    if loaded.device == "cuda" and loaded.engine != "llama-cpp":  # each call ends synchronised
         result["gpu_latency_ms_b1"] = _latency_ms(lambda s: loaded.outputs(s, "cuda"), clean, runs)
         result["gpu_name"] = torch.cuda.get_device_name()
+    threads = config["evaluate"]["latency_threads"]
     before = torch.get_num_threads()
-    torch.set_num_threads(config["evaluate"]["latency_threads"])
+    loaded.set_threads(threads)
     try:
-        loaded.model.cpu()
+        loaded.to_cpu()
+        if loaded.stats is not None:
+            loaded.stats.tokens, loaded.stats.seconds = 0, 0.0
         result["latency_ms_b1"] = _latency_ms(lambda s: loaded.outputs(s, "cpu"), clean, runs)
+        result["engine"] = loaded.engine
+        if loaded.stats is not None:
+            result["tokens_per_s_b1"] = loaded.stats.tokens_per_s()
+        compared = generation["transformers_latency_runs"]
+        if loaded.transformers_engine is not None and compared:
+            torch.set_num_threads(threads)
+            on_transformers = loaded.transformers_engine()
+            result["latency_ms_b1_transformers"] = _latency_ms(
+                lambda s: on_transformers(s, "cpu"), clean, compared
+            )
     finally:
+        loaded.set_threads(before)
         torch.set_num_threads(before)
-    total = sum(p.numel() for p in loaded.model.parameters())
-    embeddings = loaded.embeddings.weight.numel()
     result |= {
-        "params_total": total,
-        "params_non_embedding": total - embeddings,
-        "disk_mb": model_disk_mb(loaded.model_dir),
+        "params_total": loaded.params_total,
+        "params_non_embedding": loaded.params_non_embedding,
+        "disk_mb": loaded.disk_mb,
         "licence": loaded.licence,
     }
     write_json(result, out_path)
     log_run(
         f"evaluate/generative/{tagger}/{task}",
-        params={"tagger": spec, "generation": config["generative"]["generation"]},
+        params={"tagger": spec, "generation": generation},
         metrics={k: v for k, v in result.items() if isinstance(v, int | float)},
         tags={k: str(v) for k, v in identity.items()} | {"stage": "evaluate"},
         artifacts=[Path(out_path)],

@@ -26,7 +26,6 @@ from medistill.cache import (
     sentences_fingerprint,
     shard_key,
     task_manifest,
-    teacher_weights_sha,
     write_shards,
 )
 from medistill.generative_tagging import load_tagger
@@ -67,14 +66,15 @@ def label_corpus(
     sentences = read_sentences(corpus_path, config["max_words_per_sentence"])
     identity = {
         "teacher": teacher,
-        "teacher_sha": teacher_weights_sha(tagger.model_dir),
+        "teacher_sha": tagger.weights_sha,
         # word-level tags do not depend on the student's tokenizer
         "tokenizer_hash": None,
         "corpus_hash": sentences_fingerprint(sentences),
     }
 
     def compute(start: int, stop: int) -> dict[str, np.ndarray]:
-        tags, counts = tagger.tags(sentences[start:stop])
+        tags, per_sentence = tagger.tags(sentences[start:stop])
+        counts = ParseCounts.summed(per_sentence)
         return {
             "logits": one_hot_logits(tags, labels).astype(DTYPE),
             "parse_counts": np.array([getattr(counts, name) for name in COUNTED], np.int64),

@@ -68,6 +68,17 @@ class ParseCounts:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.examples = (self.examples + other.examples)[:5]
 
+    @classmethod
+    def summed(cls, many: Sequence[ParseCounts]) -> ParseCounts:
+        total = cls()
+        for counts in many:
+            total.add(counts)
+        return total
+
+    def unaligned(self) -> int:
+        """Lines that name no mention of the sentence: scored as false positives."""
+        return self.malformed + self.unknown_type + self.not_found
+
     def as_dict(self) -> dict:
         counts = {k: v for k, v in vars(self).items() if k != "examples"}
         counts["unparsed_share"] = (self.lines - self.aligned) / self.lines if self.lines else 0.0
@@ -141,19 +152,23 @@ def few_shot_examples(train: Sequence[dict], shots: int, seed: int) -> list[dict
     return chosen
 
 
-def chat_messages(
-    words: Sequence[str], entity_types: dict[str, str], examples: Sequence[dict]
-) -> list[dict]:
-    """The chat for one sentence: the instruction (types and their French descriptions, the
-    output format), each example as a user/assistant turn, then the sentence itself."""
+def instruction(entity_types: dict[str, str]) -> str:
+    """What the model is asked: the types with their French descriptions, the output format."""
     listing = "\n".join(f"- {name} : {description}" for name, description in entity_types.items())
-    instruction = (
+    return (
         "Tu annotes des entités médicales dans des phrases cliniques en français.\n"
         f"Types d'entités :\n{listing}\n"
         "Réponds uniquement par une ligne `TYPE: mention` par entité, dans l'ordre de la phrase, "
         f"la mention recopiée telle qu'écrite ; réponds `{NO_ENTITY}` s'il n'y en a pas."
     )
-    messages = [{"role": "system", "content": instruction}]
+
+
+def chat_messages(
+    words: Sequence[str], entity_types: dict[str, str], examples: Sequence[dict]
+) -> list[dict]:
+    """The chat for one sentence: the instruction, each example as a user/assistant turn, then
+    the sentence itself."""
+    messages = [{"role": "system", "content": instruction(entity_types)}]
     for example in examples:
         messages.append({"role": "user", "content": " ".join(example["words"])})
         messages.append(
@@ -161,3 +176,17 @@ def chat_messages(
         )
     messages.append({"role": "user", "content": " ".join(words)})
     return messages
+
+
+def completion_prompt(
+    words: Sequence[str], entity_types: dict[str, str], examples: Sequence[dict]
+) -> str:
+    """The same request as plain text for a base model without a chat template: the
+    instruction, each example as `Phrase :` / `Entités :` blocks separated by a blank line (the
+    answer's stop string), then the sentence and an open `Entités :`."""
+    blocks = [instruction(entity_types)]
+    for example in examples:
+        answer = linearise(example["words"], example["tags"])
+        blocks.append(f"Phrase : {' '.join(example['words'])}\nEntités :\n{answer}")
+    blocks.append(f"Phrase : {' '.join(words)}\nEntités :\n")
+    return "\n\n".join(blocks)
