@@ -9,6 +9,7 @@ import pytest
 from medistill.config import validate_config
 from medistill.errors import ConfigError
 from medistill.io import write_jsonl
+from medistill.tagging_text import ParseCounts
 
 SENTENCES = [
     {
@@ -72,7 +73,8 @@ def test_gliner_spans_become_lines_on_the_sentence_words_and_a_report_row(
     lines = [line for output in outputs for line in output.splitlines() if line != "aucune"]
     assert lines, "a threshold of 0.05 keeps some spans of a random GLiNER"
     assert {line.split(":")[0] for line in lines} <= {"DISO", "SOSY", "CHEM"}
-    tags, counts = tagger.tags(SENTENCES)
+    tags, per_sentence = tagger.tags(SENTENCES)
+    counts = ParseCounts.summed(per_sentence)
     assert [len(t) for t in tags] == [len(s["words"]) for s in SENTENCES]
     # GLiNER's spans are cut on the sentence's own words (accents and apostrophes included):
     # each one aligns, or overlaps a mention placed by an earlier occurrence of its text

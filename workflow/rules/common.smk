@@ -582,6 +582,7 @@ def generative_settings(wildcards):
         "generative": {
             "taggers": {wildcards.tagger: spec},
             "generation": GENERATIVE["generation"],
+            "robustness_sets": GENERATIVE["robustness_sets"],
         }
     }
     if spec["kind"] == "finetuned":

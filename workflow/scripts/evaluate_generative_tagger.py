@@ -2,7 +2,6 @@ from pathlib import Path
 
 from medistill.generative_tagging import evaluate_generative_tagger
 from medistill.runtime import prepare_job
-from medistill.tasks import ROBUSTNESS_SETS
 from medistill.tracking import run_logger
 
 prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)
@@ -11,7 +10,10 @@ evaluate_generative_tagger(
     tagger=snakemake.wildcards.tagger,
     model_dir=snakemake.input.get("model"),
     task_dir=Path(snakemake.input.train).parent,
-    test_files={name: snakemake.input[name] for name in ("clean", *ROBUSTNESS_SETS)},
+    test_files={
+        name: snakemake.input[name]
+        for name in ("clean", *snakemake.params.settings["generative"]["robustness_sets"])
+    },
     out_path=snakemake.output[0],
     reference_teacher=snakemake.params.reference,
     allow_network=snakemake.config["allow_network"],
