@@ -95,12 +95,20 @@ GENERATIVE_COLUMNS = (
     "teacher",
     "size",
     "licence",
+    "engine",
     "f1",
+    "precision",
+    "recall",
+    "f1_aligned_only",
     "f1_typo5",
+    "f1_unseen",
     "f1_retention",
     "speedup",
     "latency_ms_b1",
+    "latency_ms_b1_transformers",
+    "tokens_per_s_b1",
     "params_total",
+    "disk_mb",
     "parse.lines",
     "parse.malformed",
     "parse.unknown_type",
@@ -121,7 +129,12 @@ def _generative_table(df: pd.DataFrame) -> str:
         "words and scored like the encoders; retention and speedup are against the sweep's "
         "first encoder teacher. <code>parse.*</code> counts output lines on the clean test set "
         "that could not be used: malformed, of an unknown type, not found in the sentence, "
-        "or overlapping an earlier mention.</p>"
+        "or overlapping an earlier mention. The first three name no mention of the sentence "
+        "and count as false positives in <code>precision</code> and <code>f1</code>, as a "
+        "wrong mention of an encoder would (<code>f1_aligned_only</code>: without them). "
+        "<code>engine</code> wrote the outputs and timed <code>latency_ms_b1</code> "
+        "(<code>tokens_per_s_b1</code>: generated tokens per second of it); "
+        "<code>latency_ms_b1_transformers</code>: the same prompts run by transformers.</p>"
         + html_table(rows.loc[:, columns].rename(columns={"teacher": "tagger", "size": "kind"}))
     )
 
