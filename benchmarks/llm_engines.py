@@ -94,7 +94,8 @@ def main() -> None:
         rows[name] = statistics.median(seconds)
         print(
             f"{name:32s} median {statistics.median(seconds) * 1000:7.0f} ms/sentence, mean "
-            f"{statistics.mean(seconds) * 1000:7.0f} ms, {tokens_per_s:5.1f} generated tokens/s (wall time, prefill included), "
+            f"{statistics.mean(seconds) * 1000:7.0f} ms, {tokens_per_s:5.1f} generated tokens/s "
+            "(wall time, prefill included), "
             f"tags equal to the first engine's on {same}/{len(tags)} sentences"
         )
     slowest = rows["transformers, no prefix reuse"]

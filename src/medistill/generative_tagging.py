@@ -153,8 +153,9 @@ def prompt_ids(
     """The token ids every engine is given: a chat template writes its own special tokens; a
     plain prompt gets the tokenizer's (a BOS token)."""
     texts = prompt_texts(tokenizer, sentences, examples, descriptions)
-    special = not tokenizer.chat_template
-    return tokenizer(texts, add_special_tokens=special)["input_ids"]
+    if not texts:  # a fast tokenizer cannot encode an empty batch
+        return []
+    return tokenizer(texts, add_special_tokens=not tokenizer.chat_template)["input_ids"]
 
 
 def shared_prefix(tokenizer, examples: Sequence[dict], descriptions: dict[str, str]) -> list[int]:

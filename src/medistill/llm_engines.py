@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from medistill.errors import TeacherSourceError
 
@@ -40,6 +41,11 @@ def cut_at_stop(text: str, stop: Sequence[str] = STOP) -> str:
     for marker in stop:
         text = text.split(marker, 1)[0]
     return text.strip()
+
+
+def _progress(prompts: Sequence, engine: str):
+    """A progress bar in the job's log over a long list of prompts (none for a few)."""
+    return tqdm(prompts, desc=f"prompts ({engine})", disable=len(prompts) < 20, mininterval=10)
 
 
 class GenerationStats:
@@ -94,7 +100,7 @@ class TransformersEngine:
     def complete(self, prompts: Sequence[Sequence[int]], device="cpu") -> list[str]:
         self.model.to(device)
         answers = []
-        for ids in prompts:
+        for ids in _progress(prompts, self.name):
             began = time.perf_counter()
             prefix = list(ids[: len(self.prefix)])
             shares_prefix = self.prefix and len(ids) > len(self.prefix) and prefix == self.prefix
@@ -174,7 +180,7 @@ class LlamaCppEngine:
 
     def complete(self, prompts: Sequence[Sequence[int]], device="cpu") -> list[str]:
         answers = []
-        for ids in prompts:
+        for ids in _progress(prompts, self.name):
             began = time.perf_counter()
             result = self.llama.create_completion(
                 prompt=list(ids),
