@@ -133,6 +133,16 @@ def test_load_evaluations_missing_key_names_file(tmp_path):
         load_evaluations([path])
 
 
+def test_a_generative_row_scored_on_the_clean_set_alone_loads_with_empty_robust_scores(tmp_path):
+    tagger = evaluation("llm", "generative", "prompted-3shot", role="generative")
+    del tagger["f1_typo5"]
+    teacher = evaluation()
+    paths = [write_json(tmp_path / n, r) for n, r in (("t.json", teacher), ("g.json", tagger))]
+    df = load_evaluations(paths)
+    assert math.isnan(df.set_index("teacher").loc["llm", "f1_typo5"])
+    assert not pareto_front(df, "f1_typo5", "params_total")[df["teacher"] == "llm"].any()
+
+
 def test_load_evaluations_invalid_json_names_file(tmp_path):
     path = tmp_path / "garbage.json"
     path.write_text("{not json")
