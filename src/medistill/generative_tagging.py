@@ -153,8 +153,6 @@ def prompt_ids(
     """The token ids every engine is given: a chat template writes its own special tokens; a
     plain prompt gets the tokenizer's (a BOS token)."""
     texts = prompt_texts(tokenizer, sentences, examples, descriptions)
-    if not texts:  # a fast tokenizer cannot encode an empty batch
-        return []
     return tokenizer(texts, add_special_tokens=not tokenizer.chat_template)["input_ids"]
 
 
@@ -356,8 +354,9 @@ def _check_descriptions(tagger: str, given: dict, descriptions: dict, task_dir: 
 
 def _prompted(config: dict, spec: dict, task_dir: Path, descriptions: dict, allow_network: bool):
     """The fields of a prompted tagger's `Tagger`: its prompts (few-shot examples drawn from
-    the task's train split), its engine and its size. A GGUF source (a package's or a local
-    file) is read by transformers (dequantised to float32) or run by llama.cpp as it is."""
+    the task's train split), its engine, its size and its weights' hash. A GGUF source (a
+    package's or a local file) is read by transformers (dequantised to float32) or run by
+    llama.cpp as it is."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     generation = config["generative"]["generation"]
@@ -385,10 +384,11 @@ def _prompted(config: dict, spec: dict, task_dir: Path, descriptions: dict, allo
     def runs_on(engine):
         return lambda sentences, device: engine.complete(prompts(sentences), device)
 
-    fields = {"engine": generation["engine"], "weights_sha": teacher_weights_sha(folder)}
-    if gguf is not None:
-        fields["weights_sha"] = file_sha256(gguf)[:16]
-        fields["disk_mb"] = gguf.stat().st_size / 2**20
+    fields = {"engine": generation["engine"]}
+    if gguf is None:
+        fields |= {"weights_sha": teacher_weights_sha(folder), "disk_mb": model_disk_mb(folder)}
+    else:
+        fields |= {"weights_sha": file_sha256(gguf)[:16], "disk_mb": gguf.stat().st_size / 2**20}
     if generation["engine"] == "llama-cpp":
         engine = LlamaCppEngine(
             gguf, generation["context"], torch.get_num_threads(), generation["max_new_tokens"]
@@ -411,9 +411,8 @@ def _prompted(config: dict, spec: dict, task_dir: Path, descriptions: dict, allo
         "stats": local.stats,
         "to_cpu": local.model.cpu,
     }
-    fields.setdefault("disk_mb", model_disk_mb(folder))
     if generation["engine"] == "vllm":  # the transformers copy times batch 1 on the CPU
-        served = VllmEngine(gguf or folder, generation["max_new_tokens"], remote, config["seed"])
+        served = VllmEngine(folder, generation["max_new_tokens"], remote, config["seed"])
 
         def outputs(sentences, device):
             return runs_on(local if device == "cpu" else served)(sentences, device)
@@ -520,8 +519,9 @@ def evaluate_generative_tagger(
             sentences = read_jsonl(path)
             distinct = dict.fromkeys(tuple(s["words"]) for s in sentences)
             new = [words for words in distinct if words not in answers]
-            generated = loaded.outputs([{"words": list(words)} for words in new], loaded.device)
-            answers |= dict(zip(new, generated, strict=True))
+            if new:  # (a fast tokenizer cannot encode an empty batch)
+                batch = [{"words": list(words)} for words in new]
+                answers |= dict(zip(new, loaded.outputs(batch, loaded.device), strict=True))
             outputs = [answers[tuple(s["words"])] for s in sentences]
             tags, counts = tag_outputs(outputs, sentences, loaded.entity_types)
             gold, tags = mask_ignored(sentences, tags)
