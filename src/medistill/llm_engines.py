@@ -27,7 +27,6 @@ from tqdm import tqdm
 
 from medistill.errors import TeacherSourceError
 
-ENGINES = ("transformers", "llama-cpp", "vllm")
 STOP = ("\n\n",)
 
 
@@ -162,10 +161,9 @@ class LlamaCppEngine:
     name = "llama-cpp"
 
     def __init__(self, gguf_path: Path, context: int, threads: int, max_new_tokens: int):
+        check_llama_cpp(gguf_path)  # before the import: it says how to install a missing one
         from llama_cpp import Llama
 
-        check_llama_cpp(gguf_path)
-        self.gguf_path, self.context = Path(gguf_path), context
         self.max_new_tokens = max_new_tokens
         self.stats = GenerationStats()
         self.llama = Llama(
