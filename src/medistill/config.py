@@ -42,6 +42,17 @@ def _hint(error: jsonschema.ValidationError) -> str:
     return "see workflow/schemas/config.schema.yaml"
 
 
+def _message(error: jsonschema.ValidationError) -> str:
+    """The schema's message, except for a key another kind of entry takes (a `not` of
+    `required` lists, as the tagger kinds have): which keys, and the kind they do not fit."""
+    forbidden = error.validator_value.get("anyOf", []) if error.validator == "not" else []
+    extra = [k for rule in forbidden for k in rule.get("required", []) if k in error.instance]
+    if not extra:
+        return error.message
+    kind = error.instance.get("kind")
+    return f"{', '.join(extra)} is not a setting of kind {kind}; remove it"
+
+
 def _key_path(error: jsonschema.ValidationError) -> str:
     parts = [str(p) for p in error.absolute_path]
     if error.validator == "additionalProperties" and "'" in error.message:
@@ -120,8 +131,9 @@ def with_defaults(config: dict) -> dict:
     taggers = merged["generative"]["taggers"]
     kind_keys = {"prompted": "shots", "finetuned": "freeze_encoder", "gliner": "threshold"}
     for tagger in taggers.values():
-        key = kind_keys[tagger["kind"]]
-        tagger.setdefault(key, tagger_keys[key]["default"])
+        if tagger["kind"] in kind_keys:
+            key = kind_keys[tagger["kind"]]
+            tagger.setdefault(key, tagger_keys[key]["default"])
     for teacher in teachers.values():
         # a mix or generative teacher carries the licences of what its students learn from and
         # start from, for tags and the report
@@ -138,7 +150,7 @@ def with_defaults(config: dict) -> dict:
 
 
 def tagger_licence(config: dict, tagger: str) -> str | None:
-    """A generative tagger's licence: a prompted or GLiNER one's own, a fine-tuned one its base
+    """A generative tagger's licence: its own, or a fine-tuned encoder-decoder's its base
     teacher's (None when the names do not resolve; the checks say so)."""
     spec = config["generative"]["taggers"].get(tagger)
     if spec is None:
@@ -146,6 +158,9 @@ def tagger_licence(config: dict, tagger: str) -> str | None:
     if spec["kind"] != "finetuned":
         return spec["licence"]
     return config["teachers"].get(spec["from"], {}).get("licence")
+
+
+TRAINED_TAGGERS = ("finetuned", "finetuned-llm")  # kinds with a fine-tuning job and a folder
 
 
 def generative_teachers(config: dict) -> dict[str, str]:
@@ -387,7 +402,7 @@ def _check_generative(config: dict, where: str) -> None:
         marker = GLINER_CONFIG if tagger["kind"] == "gliner" else "config.json"
         gguf = None
         try:
-            gguf = gguf_source(tagger["source"]) if tagger["kind"] == "prompted" else None
+            gguf = gguf_source(tagger["source"]) if tagger["kind"] != "gliner" else None
             if gguf is None:
                 resolve_teacher(tagger["source"], config["allow_network"], marker)
         except TeacherSourceError as error:
@@ -406,7 +421,7 @@ def _check_generative(config: dict, where: str) -> None:
                 "generation.engine llama-cpp needs (package:NAME or local:PATH.gguf); use "
                 "engine transformers for this config"
             )
-        if gguf is not None and engine == "vllm":
+        if tagger["kind"] == "prompted" and gguf is not None and engine == "vllm":
             raise ConfigError(
                 f"{where}: generative.taggers.{name}.source is a GGUF file, which "
                 "generation.engine vllm does not serve here; use engine llama-cpp (CPU) or "
@@ -533,7 +548,7 @@ def validate_config(config: dict, where: str = "config") -> dict:
         key=lambda e: list(map(str, e.absolute_path)),
     )
     if errors:
-        lines = [f"  - {_key_path(e)}: {e.message}; {_hint(e)}" for e in errors]
+        lines = [f"  - {_key_path(e)}: {_message(e)}; {_hint(e)}" for e in errors]
         raise ConfigError(f"{where} is not valid:\n" + "\n".join(lines))
     _check_references(config, where)
     config = with_defaults(config)

@@ -66,9 +66,9 @@ def _stop_at_strings(tokenizer, start: int):
 
     class StopAtStrings(StoppingCriteria):
         def __call__(self, input_ids, scores, **kwargs):
-            text = tokenizer.decode(input_ids[0, start:], skip_special_tokens=True)
-            stopped = any(marker in text for marker in STOP)
-            return torch.full((input_ids.shape[0],), stopped, device=input_ids.device)
+            texts = tokenizer.batch_decode(input_ids[:, start:], skip_special_tokens=True)
+            stopped = [any(marker in text for marker in STOP) for text in texts]
+            return torch.tensor(stopped, device=input_ids.device)
 
     return StopAtStrings()
 
@@ -117,6 +117,52 @@ class TransformersEngine:
             self.stats.seconds += time.perf_counter() - began
             answers.append(cut_at_stop(self.tokenizer.decode(generated, skip_special_tokens=True)))
         return answers
+
+
+@torch.no_grad()
+def batched_greedy(
+    model,
+    tokenizer,
+    prompts: Sequence[Sequence[int]],
+    max_new_tokens: int,
+    batch_size: int,
+    device="cpu",
+    stats: GenerationStats | None = None,
+) -> list[str]:
+    """Greedy answers of a causal LM whose prompts share no long prefix (a tagger fine-tuned to
+    answer a bare sentence), `batch_size` at a time: sorted by length and left-padded, so a
+    batch wastes little padding and every row's next token comes from its last position."""
+    model.eval().to(device)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    answers: list[str] = [""] * len(prompts)
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    for indices in _progress(batches, "transformers, batched"):
+        began = time.perf_counter()
+        width = max(len(prompts[i]) for i in indices)
+        input_ids = torch.full((len(indices), width), pad, dtype=torch.long)
+        attention_mask = torch.zeros((len(indices), width), dtype=torch.long)
+        for row, index in enumerate(indices):
+            ids = list(prompts[index])
+            input_ids[row, width - len(ids) :] = torch.tensor(ids)
+            attention_mask[row, width - len(ids) :] = 1
+        generated = model.generate(
+            input_ids=input_ids.to(device),
+            attention_mask=attention_mask.to(device),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            stopping_criteria=[_stop_at_strings(tokenizer, width)],
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=pad,
+        )[:, width:]
+        for row, index in enumerate(indices):
+            tokens = generated[row]
+            if stats is not None:
+                stats.tokens += int((tokens != pad).sum())
+            answers[index] = cut_at_stop(tokenizer.decode(tokens, skip_special_tokens=True))
+        if stats is not None:
+            stats.seconds += time.perf_counter() - began
+    return answers
 
 
 # A llama.cpp build for another CPU dies with SIGILL or a protection fault on its first token

@@ -187,6 +187,12 @@ def completion_prompt(
     blocks = [instruction(entity_types)]
     for example in examples:
         answer = linearise(example["words"], example["tags"])
-        blocks.append(f"Phrase : {' '.join(example['words'])}\nEntités :\n{answer}")
-    blocks.append(f"Phrase : {' '.join(words)}\nEntités :\n")
+        blocks.append(sentence_block(example["words"]) + answer)
+    blocks.append(sentence_block(words))
     return "\n\n".join(blocks)
+
+
+def sentence_block(words: Sequence[str]) -> str:
+    """A sentence and the open `Entités :` line its answer follows: a base model's few-shot
+    block, and the whole prompt of a causal LM fine-tuned to tag (`finetuned-llm`)."""
+    return f"Phrase : {' '.join(words)}\nEntités :\n"

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from medistill.config import generative_teachers, validate_config
+from medistill.config import TRAINED_TAGGERS, generative_teachers, validate_config
 from medistill.errors import ConfigError
 from medistill.tasks import BASELINE_CORPUS, ROBUSTNESS_SETS
 
@@ -588,13 +588,23 @@ def generative_settings(wildcards):
     if spec["kind"] == "finetuned":
         teacher = only(config["teachers"][spec["from"]], ("source", "licence"))
         part["teachers"] = {spec["from"]: teacher}
+    if spec["kind"] in TRAINED_TAGGERS:
         part["generative"]["finetune"] = GENERATIVE["finetune"]
     return part
 
 
+def tagger_base(wildcards):
+    """A fine-tuned encoder-decoder starts from its prepared teacher; a causal LM is read from
+    its source by the job."""
+    spec = tagger_spec(wildcards)
+    if spec["kind"] != "finetuned":
+        return {}
+    return {"base": f"results/teachers/{spec['from']}/base"}
+
+
 def generative_model(wildcards):
     """A fine-tuned tagger's folder; a prompted one is read from its source by the job."""
-    if tagger_spec(wildcards)["kind"] != "finetuned":
+    if tagger_spec(wildcards)["kind"] not in TRAINED_TAGGERS:
         return {}
     return {"model": f"results/generative/{wildcards.tagger}/{wildcards.task}/model"}
 
@@ -617,7 +627,7 @@ def silver_inputs(wildcards):
         "labels": f"results/tasks/{TASK}/labels.json",
         "train": f"results/tasks/{TASK}/train.jsonl",
     }
-    if GENERATIVE["taggers"][tagger]["kind"] == "finetuned":
+    if GENERATIVE["taggers"][tagger]["kind"] in TRAINED_TAGGERS:
         inputs["model"] = f"results/generative/{tagger}/{TASK}/model"
     return inputs
 

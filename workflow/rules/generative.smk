@@ -1,12 +1,12 @@
 # Generative taggers in the NER comparison (config `generative`): a fine-tuned encoder-decoder
-# (sentence -> `TYPE: mention` lines) or a prompted causal LM, scored on sweep.task's test and
+# or causal LM (sentence -> `TYPE: mention` lines) or a prompted causal LM, scored on sweep.task's test and
 # robustness sets by the same protocol as the encoder teacher and students; their rows join
 # the NER report.
 
 
 rule finetune_generative_tagger:
     input:
-        base=lambda wildcards: f"results/teachers/{tagger_spec(wildcards)['from']}/base",
+        unpack(tagger_base),
         train="results/tasks/{task}/train.jsonl",
         dev="results/tasks/{task}/dev.jsonl",
         labels="results/tasks/{task}/labels.json",

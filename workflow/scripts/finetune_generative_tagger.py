@@ -8,10 +8,11 @@ prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)
 finetune_generative_tagger(
     snakemake.params.settings,
     tagger=snakemake.wildcards.tagger,
-    base_dir=snakemake.input.base,
+    base_dir=snakemake.input.get("base"),
     task_dir=Path(snakemake.input.train).parent,
     out_dir=snakemake.output.model,
     seeds_dir=snakemake.output.seeds,
     checkpoint=snakemake.params.checkpoint,
     log_run=run_logger(snakemake.config),
+    allow_network=snakemake.config["allow_network"],
 )
