@@ -182,9 +182,16 @@ def test_taggers_get_their_defaults(default_config, tmp_path):
     }
     config = validate_config(_with_generative(default_config, generative), where="c.yaml")
     assert config["generative"]["taggers"]["llm"]["shots"] == 3
-    generative = {"taggers": TAGGER["taggers"], "sweep": ["gen"]}
+    # a trained tagger's recipe: generative.finetune, under its own keys
+    own = FINETUNED_LLM | {"finetune": {"steps": 50, "batch_size": 8}}
+    generative = {"taggers": TAGGER["taggers"] | {"ft": own}, "sweep": ["gen", "ft"]}
+    generative["finetune"] = {"steps": 900, "learning_rate": 5e-4}
     config = validate_config(_with_generative(default_config, generative), where="c.yaml")
-    assert config["generative"]["taggers"]["gen"]["freeze_encoder"] is True
+    taggers = config["generative"]["taggers"]
+    assert taggers["gen"]["freeze_encoder"] is True and "freeze_encoder" not in taggers["ft"]
+    assert taggers["gen"]["finetune"] == config["generative"]["finetune"]
+    assert taggers["gen"]["finetune"]["steps"] == 900
+    assert taggers["ft"]["finetune"] == taggers["gen"]["finetune"] | {"steps": 50, "batch_size": 8}
     assert config["generative"]["generation"]["max_new_tokens"] == 96
 
 

@@ -401,6 +401,7 @@ def test_baseline_columns_compare_each_student_with_its_gold_only_twin():
             "task": ["ner"] * 5,
             "role": ["teacher", "student", "student", "student", "student"],
             "f1": [0.8, 0.6, 0.4, 0.5, 0.7],
+            "p_vs_baseline": [np.nan, 0.02, 0.6, np.nan, np.nan],
         }
     )
     out = add_baseline_columns(df)
@@ -408,6 +409,9 @@ def test_baseline_columns_compare_each_student_with_its_gold_only_twin():
     assert out["f1_vs_baseline"].iloc[1:3].tolist() == pytest.approx([0.1, -0.1])
     # the teacher, the baseline itself and a student without a baseline (L2) have none
     assert out["baseline_f1"].iloc[[0, 3, 4]].isna().all()
+    # two comparisons in the table: the smaller p doubled (Holm), rows without a test empty
+    assert out["p_holm"].iloc[1:3].tolist() == pytest.approx([0.04, 0.6])
+    assert out["p_holm"].iloc[[0, 3, 4]].isna().all()
 
 
 def test_a_generative_teachers_student_is_measured_against_its_tagger_and_its_inits_baseline():

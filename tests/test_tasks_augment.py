@@ -47,6 +47,8 @@ def test_document_sentences_tags_entities_in_iob2():
     ]
     assert sentences[0]["tags"] == ["O", "O", "O", "B-DISO", "I-DISO", "O"]
     assert sentences[1]["tags"][:3] == ["O", "O", "B-CHEM"]
+    # each sentence names its document: the unit the evaluation's bootstrap resamples
+    assert {s["doc"] for s in sentences} == {DOC["id"]}
 
 
 def test_long_sentences_are_chunked_and_stay_iob2():

@@ -160,6 +160,15 @@ def test_smoke_sweep_end_to_end(smoke_sweep):
 
     evaluation = json.loads((results / "eval/minilm-l6/synth/L1/ner-synth.json").read_text())
     assert evaluation["student"]["teacher_layers_kept"] == [0]
+    # the twin comparison resampled the synthetic test documents and both models' two seeds
+    test_documents = {
+        s["doc"] for s in map(json.loads, open(results / "tasks/ner-synth/test.jsonl"))
+    }
+    assert evaluation["bootstrap_unit"] == "documents" and evaluation["bootstrap_runs"] == [2, 2]
+    assert evaluation["bootstrap_units"] == len(test_documents) > 1
+    assert 0 < evaluation["p_vs_baseline"] <= 1 and 0 < evaluation["p_vs_baseline_sentences"] <= 1
+    compared = table[table["p_vs_baseline"].notna()]
+    assert len(compared) == 4 and (compared["p_holm"] >= compared["p_vs_baseline"]).all()
     manifest = json.loads((results / "cache/minilm-l6/synth/task/manifest.json").read_text())
     assert manifest["kind"] == "task" and manifest["shape"][1] == 11
     general = json.loads((results / "cache/minilm-l6/synth/general/manifest.json").read_text())

@@ -23,6 +23,9 @@ from medistill.tasks import BASELINE_CORPUS
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
+TRAINED_TAGGERS = ("finetuned", "finetuned-llm")  # kinds with a fine-tuning job and a folder
+
+
 def _hint(error: jsonschema.ValidationError) -> str:
     """Say what to do about a schema violation, not only what is wrong."""
     if error.validator == "additionalProperties":
@@ -134,6 +137,9 @@ def with_defaults(config: dict) -> dict:
         if tagger["kind"] in kind_keys:
             key = kind_keys[tagger["kind"]]
             tagger.setdefault(key, tagger_keys[key]["default"])
+        if tagger["kind"] in TRAINED_TAGGERS:
+            recipe = merged["generative"]["finetune"]
+            tagger["finetune"] = _merge(recipe, tagger.get("finetune", {}))
     for teacher in teachers.values():
         # a mix or generative teacher carries the licences of what its students learn from and
         # start from, for tags and the report
@@ -158,9 +164,6 @@ def tagger_licence(config: dict, tagger: str) -> str | None:
     if spec["kind"] != "finetuned":
         return spec["licence"]
     return config["teachers"].get(spec["from"], {}).get("licence")
-
-
-TRAINED_TAGGERS = ("finetuned", "finetuned-llm")  # kinds with a fine-tuning job and a folder
 
 
 def generative_teachers(config: dict) -> dict[str, str]:

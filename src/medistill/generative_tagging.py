@@ -367,7 +367,7 @@ def finetune_generative_tagger(
         config,
         new_model,
         examples,
-        family["finetune"],
+        spec["finetune"],
         objective=objective,
         tokenizer=tokenizer,
         dev_score=dev_score,

@@ -307,8 +307,9 @@ def cut_sentences(sentences: list[dict], max_words: int) -> list[dict]:
             continue
         for k, start in enumerate(range(0, len(words), max_words)):
             chunk = slice(start, start + max_words)
+            chunk_id = f"{sentence['id']}-{k}"
             out.append(
-                {"id": f"{sentence['id']}-{k}", "words": words[chunk], "tags": to_iob2(tags[chunk])}
+                sentence | {"id": chunk_id, "words": words[chunk], "tags": to_iob2(tags[chunk])}
             )
     return out
 

@@ -81,13 +81,17 @@ def _baseline_table(df: pd.DataFrame) -> str:
         return "<p>No baseline row (<code>sweep.baselines</code> is off).</p>"
     columns = ["teacher", "corpus", "size", "f1", "f1_std", "baseline_f1", "f1_vs_baseline"]
     columns += list(SIGNIFICANCE_COLUMNS)
-    helped = int((rows["p_vs_baseline"] < SIGNIFICANCE_LEVEL).sum())
+    helped = int((rows["p_holm"] < SIGNIFICANCE_LEVEL).sum())
     higher = int((rows["f1_vs_baseline"] > 0).sum())
+    units = ", ".join(sorted(set(rows["bootstrap_unit"].dropna()))) or "sentences"
     return (
-        f"<p>Distillation helped (F1 above the gold-only baseline, paired bootstrap over test "
-        f"sentences, p &lt; {SIGNIFICANCE_LEVEL}) for {helped} of {len(rows)} students; "
+        f"<p>Distillation helped (F1 above the gold-only baseline: paired bootstrap over test "
+        f"{units} and seed runs, one-sided, Holm-adjusted over the {len(rows)} comparisons, "
+        f"<code>p_holm</code> &lt; {SIGNIFICANCE_LEVEL}) for {helped} of {len(rows)} students; "
         f"{higher} scored higher than their baseline at all (same student, same steps, no "
-        "teacher).</p>" + html_table(rows.loc[:, columns])
+        "teacher). <code>f1_vs_baseline_lower</code> is the one-sided 95% lower bound that goes "
+        "with <code>p_vs_baseline</code>; <code>p_vs_baseline_sentences</code> resamples "
+        "sentences alone, runs fixed, for comparison.</p>" + html_table(rows.loc[:, columns])
     )
 
 
@@ -151,6 +155,7 @@ SILVER_COLUMNS = (
     "baseline_f1",
     "f1_vs_baseline",
     "p_vs_baseline",
+    "p_holm",
 )
 
 

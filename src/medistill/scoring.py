@@ -9,6 +9,7 @@ from seqeval.metrics import classification_report, f1_score
 from seqeval.scheme import IOB2, Entities
 
 from medistill.encoding import collate, encode_sentences, length_batches
+from medistill.significance import micro_f1
 from medistill.spans import tag_spans
 
 
@@ -107,46 +108,3 @@ def with_unaligned_lines(
         "precision_aligned_only": scores["precision"],
         "unaligned_lines": int(sum(unaligned)),
     }, counts
-
-
-def micro_f1(counts: np.ndarray) -> np.ndarray:
-    """Micro F1 from summed counts (last axis: matches, predicted, gold); 0 where undefined."""
-    matches, predicted, gold = counts[..., 0], counts[..., 1], counts[..., 2]
-    denominator = predicted + gold
-    return np.divide(2 * matches, denominator, out=np.zeros(matches.shape), where=denominator > 0)
-
-
-def paired_bootstrap(
-    model_runs: list[np.ndarray],
-    baseline_runs: list[np.ndarray],
-    resamples: int = 1000,
-    seed: int = 0,
-) -> dict:
-    """Paired bootstrap over test sentences (Koehn 2004; Berg-Kirkpatrick et al. 2012) of a
-    model against its baseline, each given as per-sentence counts of its seeds' runs.
-
-    Every resample draws the same sentences for both; a model's F1 on it is the mean over its
-    runs, as the reported F1 is. Returns the observed F1 difference, its 95% percentile
-    interval, and `p`: the one-sided p-value of "the model is no better than its baseline",
-    (1 + resamples where the difference is <= 0) / (1 + resamples).
-    """
-    n = len(model_runs[0])
-    if any(len(run) != n for run in [*model_runs, *baseline_runs]):
-        raise ValueError("paired bootstrap: both models must be scored on the same sentences")
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, n, size=(resamples, n))
-
-    def mean_f1(runs, rows=None):
-        stacked = np.stack(runs)  # runs x sentences x 3
-        sums = stacked.sum(axis=1) if rows is None else stacked[:, rows].sum(axis=2)
-        return micro_f1(sums).mean(axis=0)
-
-    observed = float(mean_f1(model_runs) - mean_f1(baseline_runs))
-    deltas = mean_f1(model_runs, picks) - mean_f1(baseline_runs, picks)
-    low, high = np.percentile(deltas, [2.5, 97.5])
-    return {
-        "delta": observed,
-        "ci": [float(low), float(high)],
-        "p": float((1 + np.sum(deltas <= 0)) / (1 + resamples)),
-        "resamples": resamples,
-    }

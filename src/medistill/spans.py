@@ -23,7 +23,8 @@ def iob2_labels(entity_types: Iterable[str] = LABELS) -> list[str]:
 
 
 def document_sentences(doc: dict, max_words: int) -> list[dict]:
-    """Split a document into sentences of words, tagged in IOB2 when it has `entities`.
+    """Split a document into sentences of words (each naming its document: `doc`, the unit
+    the evaluation's bootstrap resamples), tagged in IOB2 when it has `entities`.
 
     Sentences longer than `max_words` are cut into chunks so that no word is ever truncated
     away by a model's maximum length. A document's own `sentences` (`(start, end)` character
@@ -38,7 +39,7 @@ def document_sentences(doc: dict, max_words: int) -> list[dict]:
         tags = _tags(spans, doc.get("entities", []))
         for chunk in range(0, len(spans), max_words):
             words = [doc["text"][a:b] for a, b in spans[chunk : chunk + max_words]]
-            sentence = {"id": f"{doc['id']}-{len(sentences)}", "words": words}
+            sentence = {"id": f"{doc['id']}-{len(sentences)}", "doc": doc["id"], "words": words}
             if has_gold:
                 sentence["tags"] = to_iob2(tags[chunk : chunk + max_words])
             sentences.append(sentence)

@@ -588,8 +588,6 @@ def generative_settings(wildcards):
     if spec["kind"] == "finetuned":
         teacher = only(config["teachers"][spec["from"]], ("source", "licence"))
         part["teachers"] = {spec["from"]: teacher}
-    if spec["kind"] in TRAINED_TAGGERS:
-        part["generative"]["finetune"] = GENERATIVE["finetune"]
     return part
 
 
