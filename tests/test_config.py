@@ -156,3 +156,12 @@ def test_keep_last_with_early_stopping_is_named_with_the_fix(default_config):
     default_config["distill"]["keep"] = "first"
     with pytest.raises(ConfigError, match=r"distill\.keep.*use one of \['best', 'last'\]"):
         validate_config(default_config)
+
+
+def test_corpus_gold_needs_one_swept_corpus_for_the_twins(default_config):
+    default_config["distill"]["corpus_gold"] = True
+    validate_config(default_config)  # one corpus: the twins learn its gold tags too
+    default_config["corpora"]["synth-2"] = default_config["corpora"]["synth"]
+    default_config["sweep"]["corpora"] = ["synth", "synth-2"]
+    with pytest.raises(ConfigError, match="distill.corpus_gold is true with 2 corpora"):
+        validate_config(default_config)

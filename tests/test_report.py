@@ -76,6 +76,23 @@ def test_add_relative_columns_two_teachers():
     assert "f1_retention" not in df.columns  # input left untouched
 
 
+def test_retention_is_against_the_teacher_run_that_taught():
+    df = pd.DataFrame(
+        {
+            "teacher": ["a", "a", "g", "g"],
+            "task": ["ner"] * 4,
+            "role": ["teacher", "student", "generative", "student"],
+            "reference_teacher": [None, None, None, "g"],
+            "f1": [0.8, 0.45, 0.4, 0.3],  # the teacher's mean over two seed runs
+            "f1_per_seed": [[0.9, 0.7], [0.45], None, [0.3]],  # the kept run first
+            "latency_ms_b1": [20.0, 5.0, 100.0, 2.0],
+        }
+    )
+    out = add_relative_columns(df)
+    # 0.45 of the kept run's 0.9, not of the mean 0.8; a tagger has no seed runs: its F1
+    assert out["f1_retention"].tolist() == pytest.approx([1.0, 0.5, 1.0, 0.75])
+
+
 def test_add_relative_columns_matches_task():
     df = pd.DataFrame(
         {

@@ -190,12 +190,17 @@ def test_predict_and_latency(model_and_tokenizer):
     assert latency["latency_threads"] == 1
 
 
-def test_gold_tags_of_another_task_are_dropped():
-    from medistill.distill import gold_within
+def test_a_corpus_gives_its_gold_tags_only_when_asked_and_only_of_the_task():
+    from medistill.distill import corpus_gold
 
     other = [{"id": "x", "words": ["HTA", "."], "tags": ["B-CLINENTITY", "O"]}]
-    assert gold_within(SENTENCES, LABELS, "c") is SENTENCES
-    stripped = gold_within(other + SENTENCES, LABELS, "c")
+    # by default the teacher's signal alone: the twin never sees the corpus's gold
+    dropped = corpus_gold(SENTENCES, LABELS, "c", keep=False)
+    assert all("tags" not in s for s in dropped)
+    assert [s["words"] for s in dropped] == [s["words"] for s in SENTENCES]
+    assert corpus_gold(SENTENCES, LABELS, "c", keep=True) is SENTENCES
+    # another task's tags never
+    stripped = corpus_gold(other + SENTENCES, LABELS, "c", keep=True)
     assert all("tags" not in s for s in stripped)
     assert [s["words"] for s in stripped] == [s["words"] for s in other + SENTENCES]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -46,6 +47,24 @@ def test_dry_run_on_default_config_lists_every_stage(tmp_path):
     ):
         assert rule in run.stdout
     assert not (tmp_path / "results").exists()
+    # the corpus gives its teacher's signal only: the twin reads no corpus
+    assert "results/corpus/synth/augmented.jsonl" not in _job(run.stdout, "corpus=gold, size=L3")
+
+
+def _job(plan: str, wildcards: str) -> str:
+    """The block of a dry run's plan for the distill_student job with these wildcards."""
+    jobs = re.split(r"^\[[^\]]+\]$", plan, flags=re.MULTILINE)  # each job opens with its date
+    blocks = [b for b in jobs if "rule distill_student:" in b and f"{wildcards}\n" in b]
+    assert len(blocks) == 1, wildcards
+    return blocks[0]
+
+
+def test_twins_learn_a_corpus_gold_tags_when_students_do(tmp_path):
+    edit = tmp_path / "corpus-gold.yaml"
+    edit.write_text("distill: {corpus_gold: true}\n")
+    run = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(edit))
+    assert run.returncode == 0, run.stderr
+    assert "results/corpus/synth/augmented.jsonl" in _job(run.stdout, "corpus=gold, size=L3")
 
 
 def test_full_grid_config_plans_both_teachers_on_both_corpora(tmp_path):
@@ -191,8 +210,15 @@ def test_smoke_sweep_end_to_end(smoke_sweep):
             row[0] for row in db.execute("select name from runs where lifecycle_stage='active'")
         )
         params = " ".join(str(row[0]) for row in db.execute("select value from params"))
+        gold_shares = [
+            row[0] for row in db.execute("select value from metrics where key='gold_share'")
+        ]
     assert sum(name.startswith("sweep/") for name in names) == 1
     assert [name for name in names if not name.startswith("sweep/")] == sorted(SMOKE_RUNS)
+    # distilled students log the share of gold train sentences their mix actually gave
+    # (gold_ratio 0.25, the train split repeated a whole number of times); baselines 1.0
+    assert gold_shares and all(0.2 < share <= 1.0 for share in gold_shares)
+    assert any(share < 1.0 for share in gold_shares)
     first_doc = json.loads((results / "corpus/synth/documents.jsonl").open().readline())
     assert first_doc["text"][:40] not in params
 

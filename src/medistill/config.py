@@ -227,6 +227,12 @@ def _check_references(config: dict, where: str) -> None:
                     f"{where}: sweep.{key} names '{name}', which is not defined under "
                     f"'{section}' (defined: {', '.join(config[section])}); add it or fix the name"
                 )
+    if config.get("distill", {}).get("corpus_gold") and len(sweep["corpora"]) != 1:
+        raise ConfigError(
+            f"{where}: distill.corpus_gold is true with {len(sweep['corpora'])} corpora in "
+            "sweep.corpora: the gold-only twins train on the corpus's gold tags too, so they "
+            "need one corpus; sweep one corpus, or set corpus_gold: false"
+        )
     for name, size in config["sizes"].items():
         source = size.get("from")
         if source is not None and "layers" not in config["sizes"].get(source, {}):

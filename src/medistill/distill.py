@@ -37,18 +37,20 @@ from medistill.training import (
 )
 
 
-def gold_within(sentences: list[dict], labels: list[str], corpus: str) -> list[dict]:
-    """The sentences, without their gold tags when the corpus is labelled for another task.
-
-    A synthetic corpus tags DISO/CHEM/...; distilling for a task with other entity types
-    (E3C's CLINENTITY, say) then learns from the teacher's logits alone.
+def corpus_gold(sentences: list[dict], labels: list[str], corpus: str, keep: bool) -> list[dict]:
+    """The transfer corpus's sentences, with their own gold tags only when `keep`
+    (`distill.corpus_gold`) and the tags are the task's labels. By default the corpus gives the
+    teacher's signal alone: gold tags the gold-only twin never sees would make "distilled vs
+    twin" measure extra gold data as much as the teacher. A synthetic corpus tagged
+    DISO/CHEM/... distilled for another task (E3C's CLINENTITY, say) never keeps them.
     """
-    known = set(labels)
-    if all(set(s.get("tags", ())) <= known for s in sentences):
+    if not any("tags" in s for s in sentences):
         return sentences
+    if keep and all(set(s.get("tags", ())) <= set(labels) for s in sentences):
+        return sentences
+    why = "distill.corpus_gold is false" if keep is False else "they are not the task's labels"
     logging.getLogger("medistill").info(
-        "corpus %s: gold tags outside the task's labels; distilling from teacher logits only",
-        corpus,
+        "corpus %s: its gold tags left out (%s); distilling from teacher logits only", corpus, why
     )
     return [{k: v for k, v in s.items() if k != "tags"} for s in sentences]
 
@@ -270,8 +272,13 @@ def distill_student(
     labels = read_json(Path(task_dir) / "labels.json")
     gold_train = read_jsonl(Path(task_dir) / "train.jsonl")
     baseline = corpus == BASELINE_CORPUS
-    if not baseline:
+    if corpus_path:  # a baseline reads the corpus only for its gold tags (corpus_gold)
         sentences = read_sentences(corpus_path, config["max_words_per_sentence"])
+        sentences = corpus_gold(sentences, labels, corpus, recipe["corpus_gold"])
+        # runs on gold alone (the twin, a general-mode task stage) see the same corpus gold
+        gold_pool = gold_train + [s for s in sentences if "tags" in s]
+    else:
+        gold_pool = gold_train
     checkpoint = Path(checkpoint)
     general_history, cache_shards = [], None
     if baseline or mode == "task":
@@ -303,7 +310,7 @@ def distill_student(
 
     share = {"transfer": 0.0, "gold_train": 1.0, "n_transfer": 0}
     if baseline or mode == "general":  # gold tags only, no teacher logits
-        examples = build_examples(tokenizer, gold_train, labels, config["max_length"])
+        examples = build_examples(tokenizer, gold_pool, labels, config["max_length"])
         objective = TaskObjective(temperature=1.0, kl_weight=0.0, ce_weight=1.0)
         corpus_sizes = [
             len(read_sentences(path, config["max_words_per_sentence"])) for path in budget_corpora
@@ -332,16 +339,20 @@ def distill_student(
                 shards.append(hidden["shards"])
             return examples, shards
 
-        sentences = gold_within(sentences, labels, corpus)
         examples, cache_shards = with_logits(manifest_paths, sentences, hidden_manifest)
         share["n_transfer"] = len(examples)
+        gold_share = 0.0
         if recipe["gold_ratio"] > 0:
             train_examples, train_shards = with_logits(
                 train_manifest_paths, gold_train, train_hidden_manifest
             )
-            examples = mix_examples(examples, train_examples, recipe["gold_ratio"])
-            cache_shards = [cache_shards, train_shards]
-        share |= {"transfer": 1.0 - recipe["gold_ratio"], "gold_train": recipe["gold_ratio"]}
+            mixed = mix_examples(examples, train_examples, recipe["gold_ratio"])
+            transfer_kept = share["n_transfer"] if recipe["gold_ratio"] < 1 else 0
+            examples, cache_shards = mixed, [cache_shards, train_shards]
+            # the share the mix gives, not the nominal ratio: the train split is repeated a
+            # whole number of times (0.30 of the examples for a gold_ratio of 0.25, say)
+            gold_share = 1.0 - transfer_kept / len(examples)
+        share |= {"transfer": 1.0 - gold_share, "gold_train": gold_share}
         recipe = epoch_budget(recipe, share["n_transfer"], len(gold_train))
         hard = recipe["targets"] == "hard"
         weights = (
@@ -392,6 +403,7 @@ def distill_student(
         if share["n_transfer"]
         else 0.0,
         "gold_train_epochs": seen * share["gold_train"] / len(gold_train),
+        "gold_share": share["gold_train"],
     }
     log_run(
         f"distill/{teacher}/{corpus}/{size}",

@@ -107,7 +107,8 @@ def load_evaluations(paths: Iterable[str | Path]) -> pd.DataFrame:
 
 
 def add_relative_columns(df: pd.DataFrame) -> pd.DataFrame:
-    """Add ``f1_retention`` and ``speedup`` against the teacher of the same teacher and task.
+    """Add ``f1_retention`` and ``speedup`` against the teacher of the same teacher and task;
+    retention against the F1 of the teacher's kept run, the one its students learnt from.
 
     Absolute F1 differs a lot between tasks; ratios to the teacher make students comparable.
     A student is compared with its `reference_teacher`: a multi-teacher student with the mix's
@@ -127,7 +128,15 @@ def add_relative_columns(df: pd.DataFrame) -> pd.DataFrame:
         else df["teacher"]
     )
     keys = pd.MultiIndex.from_arrays([reference_teacher, df["task"]])
-    teacher_f1 = reference["f1"].reindex(keys).to_numpy(dtype=float)
+    # against the teacher run that taught (its kept run, first of `f1_per_seed`), not the mean
+    # of its seed runs: the students never saw the others
+    taught = reference["f1"].astype(float)
+    if "f1_per_seed" in reference:
+        kept = reference["f1_per_seed"].map(
+            lambda runs: runs[0] if isinstance(runs, list) else None
+        )
+        taught = kept.astype(float).fillna(taught)
+    teacher_f1 = taught.reindex(keys).to_numpy(dtype=float)
     teacher_latency = reference["latency_ms_b1"].reindex(keys).to_numpy(dtype=float)
 
     out = df.copy()

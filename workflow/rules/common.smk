@@ -80,7 +80,8 @@ def averaged_seed_runs(wildcards):
 def distill_inputs(wildcards):
     """What a size's mode reads: the corpus and its task logits, general cache, or both; a
     baseline (corpus `gold`) reads the task's gold labels alone (the pretrained teacher too,
-    which a general-mode student is cut from)."""
+    which a general-mode student is cut from), and the swept corpus for its gold tags with
+    `distill.corpus_gold`."""
     size = config["sizes"][wildcards.size]
     mode = size["mode"]
     members = config["teachers"][wildcards.teacher].get("mix", [wildcards.teacher])
@@ -93,6 +94,8 @@ def distill_inputs(wildcards):
             f"results/corpus/{corpus}/augmented.jsonl" for corpus in SWEEP["corpora"]
         ]
     if wildcards.corpus == BASELINE_CORPUS:
+        if config["distill"]["corpus_gold"]:  # the twin learns the corpus's gold tags too
+            base["docs"] = f"results/corpus/{SWEEP['corpora'][0]}/augmented.jsonl"
         return base
     inputs = {"docs": f"results/corpus/{wildcards.corpus}/augmented.jsonl"}
     if mode != "general":
