@@ -25,6 +25,7 @@ SMOKE_RUNS = {
     "distill/minilm-l6/gold/L2-narrow",
     "distill/minilm-l6/gold/G1",
     "evaluate/minilm-l6/teacher/teacher/ner-synth",
+    "evaluate/minilm-l6/teacher/teacher-int8/ner-synth",  # the teacher in L1-int8's runtime
     "evaluate/minilm-l6/synth/L1/ner-synth",
     "evaluate/minilm-l6/synth/L2-narrow/ner-synth",
     "evaluate/minilm-l6/synth/L1-int8/ner-synth",

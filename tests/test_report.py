@@ -93,6 +93,27 @@ def test_retention_is_against_the_teacher_run_that_taught():
     assert out["f1_retention"].tolist() == pytest.approx([1.0, 0.5, 1.0, 0.75])
 
 
+def test_a_compressed_students_speedup_is_also_against_the_teacher_in_its_runtime():
+    df = pd.DataFrame(
+        {
+            "teacher": ["a", "a", "a", "a", "gen"],
+            "task": ["ner"] * 5,
+            "role": ["teacher", "teacher-runtime", "student", "student", "generative"],
+            "size": ["teacher", "teacher-int8", "L3", "L3-int8", "prompted"],
+            "runtime": ["torch", "int8", "torch", "int8", None],
+            "reference_teacher": [None, "a", None, None, "a"],
+            "f1": [0.8, 0.78, 0.75, 0.74, 0.3],
+            "latency_ms_b1": [20.0, 8.0, 10.0, 4.0, 500.0],
+        }
+    )
+    out = add_relative_columns(df)
+    # against the float teacher: 5x for the int8 student; against the int8 teacher: 2x
+    assert out["speedup"].tolist()[:4] == pytest.approx([1.0, 2.5, 2.0, 5.0])
+    assert out["speedup_same_runtime"].tolist()[:4] == pytest.approx([1.0, 1.0, 2.0, 2.0])
+    assert math.isnan(out["speedup_same_runtime"].iloc[4])  # a generative row has no runtime twin
+    assert out["f1_retention"].iloc[1] == pytest.approx(0.78 / 0.8)  # the int8 teacher keeps
+
+
 def test_add_relative_columns_matches_task():
     df = pd.DataFrame(
         {

@@ -28,8 +28,9 @@ def planned_jobs(workdir, override: str, tmp_path) -> dict[str, int]:
 
 
 # The smoke grid: teacher minilm-l6, corpus synth (+ gold baselines), sizes L1, L2-narrow,
-# L1-int8 (compressed from L1), G1 (general+task, with its own general cache); distillation mixes
-# in the task's train split (gold_ratio), so the teacher's logits on it are cached too.
+# L1-int8 (compressed from L1, and the teacher compressed alike for same-runtime speedups), G1
+# (general+task, with its own general cache); distillation mixes in the task's train split
+# (gold_ratio), so the teacher's logits on it are cached too.
 EDITS = {
     # The recipe's teacher-signal keys: the distilled students and what follows from them; the
     # gold-only baselines do not read the temperature.
@@ -55,7 +56,9 @@ EDITS = {
             "cache_general": 1,
             "distill_student": 6,
             "compress_student": 2,
+            "compress_teacher": 1,
             "evaluate_teacher": 1,
+            "evaluate_teacher_runtime": 1,
             "evaluate_student": 8,
             "report": 1,
         },
@@ -74,7 +77,9 @@ EDITS = {
             "cache_train_logits": 1,
             "distill_student": 6,
             "compress_student": 2,
+            "compress_teacher": 1,
             "evaluate_teacher": 1,
+            "evaluate_teacher_runtime": 1,
             "evaluate_student": 8,
             "report": 1,
         },
@@ -82,7 +87,7 @@ EDITS = {
     # Timing settings: every evaluation, no training.
     "evaluate.latency_runs": (
         "evaluate: {latency_runs: 7}\n",
-        {"evaluate_teacher": 1, "evaluate_student": 8, "report": 1},
+        {"evaluate_teacher": 1, "evaluate_teacher_runtime": 1, "evaluate_student": 8, "report": 1},
     ),
     # Steps sized from epochs over the data: every student, baselines included (their budget
     # is the largest corpus's, so they also read the corpora).

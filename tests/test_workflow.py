@@ -128,7 +128,7 @@ def test_smoke_sweep_end_to_end(smoke_sweep):
 
     table = pd.read_csv(results / "report" / "tradeoff.csv")
     sizes = ["G1", "L1", "L1-int8", "L2-narrow"]
-    assert sorted(table["size"]) == sorted(["teacher", *sizes, *sizes])
+    assert sorted(table["size"]) == sorted(["teacher", "teacher-int8", *sizes, *sizes])
     baselines = table[table["corpus"] == "gold"].set_index("size")
     assert len(baselines) == 4  # one per student: gold labels alone, same steps
     distilled = table[table["corpus"] == "synth"].set_index("size")
@@ -173,6 +173,17 @@ def test_smoke_sweep_end_to_end(smoke_sweep):
     assert int8["student.compression"] == "int8-dynamic"
     assert int8["params_total"] == students.loc["L1", "params_total"]
     assert int8["disk_mb"] < students.loc["L1", "disk_mb"]
+    # the teacher in int8 too: the int8 student's same-runtime speedup is against it, a float
+    # student's against the float teacher
+    teacher_int8 = table[table["role"] == "teacher-runtime"].iloc[0]
+    assert teacher_int8["size"] == "teacher-int8" and teacher_int8["runtime"] == "int8"
+    assert teacher_int8["disk_mb"] < teacher["disk_mb"]
+    assert int8["speedup_same_runtime"] == pytest.approx(
+        teacher_int8["latency_ms_b1"] / int8["latency_ms_b1"]
+    )
+    assert students.loc["L1", "speedup_same_runtime"] == pytest.approx(
+        students.loc["L1", "speedup"]
+    )
     for column in ("throughput_b32_tokens_s", "peak_rss_mb"):
         assert (table[column] > 0).all(), column
     assert (results / "report" / "pareto_f1_params.png").read_bytes()[:4] == b"\x89PNG"
@@ -433,7 +444,9 @@ def test_hub_study_configs_plan_the_whole_grid(study, tmp_path, monkeypatch):
         "cache_teacher_logits": 3,
         "distill_student": 18,
         "compress_student": 12,
+        "compress_teacher": 3,  # each teacher in int8 too, for same-runtime speedups
         "evaluate_teacher": 3,
+        "evaluate_teacher_runtime": 3,
         "evaluate_student": 30,
         "report": 1,
     }

@@ -289,8 +289,12 @@ def render_html(
 <p>{len(df)} models evaluated ({int((df["role"] == "teacher").sum())} of them teachers), {now}.
 F1 is seqeval entity-level micro F1 (strict IOB2), the mean over the training seeds
 (<code>f1_std</code>: their standard deviation); <code>f1_typo5</code> is F1 with a typo in 5%
-of the test words; latency is the median CPU time per sentence at batch size 1. Corpus
-<code>gold</code> rows are the baselines: the same student trained on gold labels alone.</p>
+of the test words; latency is the median CPU time per sentence at batch size 1;
+<code>speedup</code> is against the float PyTorch teacher, <code>speedup_same_runtime</code>
+against the teacher in the model's own runtime (rows <code>teacher-int8</code>,
+<code>teacher-onnx</code>...: the teacher compressed like the student, so the runtime's own
+gain is not credited to the student). Corpus <code>gold</code> rows are the baselines: the
+same student trained on gold labels alone.</p>
 <h2 id="budgets">Recommended student per budget</h2>
 {budgets}
 <h2 id="baselines">Distillation against its baseline</h2>

@@ -38,6 +38,7 @@ LEAD_COLUMNS = (
     "f1_typo5",
     "f1_retention",
     "speedup",
+    "speedup_same_runtime",
     "baseline_f1",
     "f1_vs_baseline",
     "f1_vs_baseline_lower",
@@ -108,7 +109,8 @@ def load_evaluations(paths: Iterable[str | Path]) -> pd.DataFrame:
 
 def add_relative_columns(df: pd.DataFrame) -> pd.DataFrame:
     """Add ``f1_retention`` and ``speedup`` against the teacher of the same teacher and task;
-    retention against the F1 of the teacher's kept run, the one its students learnt from.
+    retention against the F1 of the teacher's kept run, the one its students learnt from;
+    ``speedup_same_runtime`` against that teacher in the row's own runtime.
 
     Absolute F1 differs a lot between tasks; ratios to the teacher make students comparable.
     A student is compared with its `reference_teacher`: a multi-teacher student with the mix's
@@ -141,10 +143,29 @@ def add_relative_columns(df: pd.DataFrame) -> pd.DataFrame:
 
     out = df.copy()
     is_teacher = out["role"] == "teacher"
+    latency = out["latency_ms_b1"].astype(float)
     out["f1_retention"] = out["f1"].astype(float) / teacher_f1
-    out["speedup"] = teacher_latency / out["latency_ms_b1"].astype(float)
+    out["speedup"] = teacher_latency / latency
     out.loc[is_teacher, ["f1_retention", "speedup"]] = 1.0
+    out["speedup_same_runtime"] = same_runtime_latency(df, reference_teacher) / latency
     return out
+
+
+def same_runtime_latency(df: pd.DataFrame, reference_teacher: pd.Series) -> np.ndarray:
+    """Per row, the latency of its reference teacher in the row's own runtime: the float
+    teacher for a float (`torch`) model, the teacher compressed the same way (a
+    `teacher-runtime` row) for an int8 or ONNX one, so that a speedup counts what the
+    student's size gains and not what its runtime would give the teacher too. NaN where that
+    teacher row is missing, and for generative rows (their engines are not the encoders')."""
+    runtime = df["runtime"].fillna("torch") if "runtime" in df else pd.Series("torch", df.index)
+    timed = df[df["role"].isin(["teacher", "teacher-runtime"])].assign(
+        runtime=runtime[df["role"].isin(["teacher", "teacher-runtime"])]
+    )
+    by_runtime = timed.set_index(["teacher", "task", "runtime"])["latency_ms_b1"]
+    keys = pd.MultiIndex.from_arrays([reference_teacher, df["task"], runtime])
+    latency = by_runtime.reindex(keys).to_numpy(dtype=float, copy=True)
+    latency[(df["role"] == "generative").to_numpy()] = np.nan
+    return latency
 
 
 def add_baseline_columns(df: pd.DataFrame) -> pd.DataFrame:

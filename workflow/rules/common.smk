@@ -38,6 +38,20 @@ TRAINED_SIZES = _names_pattern(n for n, s in config["sizes"].items() if "layers"
 COMPRESSED_SIZES = _names_pattern(
     n for n, s in config["sizes"].items() if "compress" in s
 )
+# The runtimes of the swept compressed sizes (their `compress` kinds): the teacher is
+# compressed and timed in each too, for speedups against the teacher in the same runtime.
+RUNTIMES = sorted(
+    {
+        config["sizes"][n]["compress"]
+        for n in SWEEP["sizes"]
+        if "compress" in config["sizes"][n]
+    }
+)
+
+
+def size_runtime(size):
+    """What runs a size: its `compress` kind (int8, onnx, ...) or torch in float."""
+    return config["sizes"][size].get("compress", "torch")
 
 
 # Teachers whose caches hold an encoder's logits, and generative teachers whose caches hold a
@@ -94,7 +108,9 @@ def distill_inputs(wildcards):
             f"results/corpus/{corpus}/augmented.jsonl" for corpus in SWEEP["corpora"]
         ]
     if wildcards.corpus == BASELINE_CORPUS:
-        if config["distill"]["corpus_gold"]:  # the twin learns the corpus's gold tags too
+        if config["distill"][
+            "corpus_gold"
+        ]:  # the twin learns the corpus's gold tags too
             base["docs"] = f"results/corpus/{SWEEP['corpora'][0]}/augmented.jsonl"
         return base
     inputs = {"docs": f"results/corpus/{wildcards.corpus}/augmented.jsonl"}
@@ -171,6 +187,12 @@ def student_files(pattern):
 def evaluation_files(wildcards):
     references = dict.fromkeys(init_teacher(t) for t in SWEEP["teachers"])
     teachers = [f"results/eval/{t}/teacher/{TASK}.json" for t in references]
+    teachers += expand(
+        "results/eval/{teacher}/teacher-{runtime}/{task}.json",
+        teacher=references,
+        runtime=RUNTIMES,
+        task=TASK,
+    )
     students = student_files("results/eval/{teacher}/{corpus}/{size}/{task}.json")
     return teachers + students + generative_evaluation_files()
 

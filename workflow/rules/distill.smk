@@ -48,4 +48,30 @@ rule compress_student:
         kind=lambda wildcards: config["sizes"][wildcards.size]["compress"],
         settings=config_slice("trust_remote_code"),
     script:
-        "../scripts/compress_student.py"
+        "../scripts/compress_model.py"
+
+
+# The teacher compressed like the swept students (each `compress` kind among sizes), every
+# seed's run: its row gives a compressed student's speedup against the teacher in the same
+# runtime, not only against the float PyTorch teacher.
+rule compress_teacher:
+    input:
+        model="results/teachers/{teacher}/{task}/model",
+        seeds="results/teachers/{teacher}/{task}/seeds",
+    output:
+        model=directory("results/teachers/{teacher}/{task}/runtime/{runtime}/model"),
+        seeds=directory("results/teachers/{teacher}/{task}/runtime/{runtime}/seeds"),
+    log:
+        "results/logs/compress_teacher/{teacher}/{task}/{runtime}.log",
+    wildcard_constraints:
+        runtime=_names_pattern(RUNTIMES),
+    conda:
+        "../../envs/medistill.yaml"
+    threads: rule_threads("cpu_rules")
+    resources:
+        **rule_resources("cpu_rules"),
+    params:
+        kind=lambda wildcards: wildcards.runtime,
+        settings=config_slice("trust_remote_code"),
+    script:
+        "../scripts/compress_model.py"

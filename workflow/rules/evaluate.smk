@@ -18,6 +18,9 @@ rule evaluate_student:
         **rule_resources("eval_rules"),
     params:
         role="student",
+        corpus=lambda wildcards: wildcards.corpus,
+        size=lambda wildcards: wildcards.size,
+        runtime=lambda wildcards: size_runtime(wildcards.size),
         reference=lambda wildcards: reference_teacher(wildcards.teacher),
         baseline=lambda wildcards: init_teacher(wildcards.teacher),
         settings=evaluation_settings,
@@ -42,6 +45,40 @@ rule evaluate_teacher:
         **rule_resources("eval_rules"),
     params:
         role="teacher",
+        corpus="teacher",
+        size="teacher",
+        runtime="torch",
+        reference=lambda wildcards: wildcards.teacher,
+        baseline=lambda wildcards: wildcards.teacher,
+        settings=evaluation_settings,
+    script:
+        "../scripts/evaluate.py"
+
+
+# The teacher in a compressed student's runtime (compress_teacher): scored and timed like the
+# teacher, a row of its own (role teacher-runtime) that the report's same-runtime speedups use.
+rule evaluate_teacher_runtime:
+    input:
+        unpack(task_test_files),
+        model="results/teachers/{teacher}/{task}/runtime/{runtime}/model",
+        seeds="results/teachers/{teacher}/{task}/runtime/{runtime}/seeds",
+    output:
+        scores="results/eval/{teacher}/teacher-{runtime}/{task}.json",
+        counts="results/eval/{teacher}/teacher-{runtime}/{task}.counts.json",
+    log:
+        "results/logs/evaluate/{teacher}/teacher-{runtime}/{task}.log",
+    wildcard_constraints:
+        runtime=_names_pattern(RUNTIMES),
+    conda:
+        "../../envs/medistill.yaml"
+    threads: rule_threads("eval_rules")
+    resources:
+        **rule_resources("eval_rules"),
+    params:
+        role="teacher-runtime",
+        corpus="teacher",
+        size=lambda wildcards: f"teacher-{wildcards.runtime}",
+        runtime=lambda wildcards: wildcards.runtime,
         reference=lambda wildcards: wildcards.teacher,
         baseline=lambda wildcards: wildcards.teacher,
         settings=evaluation_settings,

@@ -7,7 +7,6 @@ from medistill.tracking import attach_artifacts, run_logger
 prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)
 settings = snakemake.params.settings
 wildcards = snakemake.wildcards
-student = snakemake.params.role == "student"
 result = evaluate_to_json(
     settings,
     model_dir=snakemake.input.model,
@@ -18,10 +17,11 @@ result = evaluate_to_json(
     baseline_counts_path=snakemake.input.get("baseline_counts"),
     identity={
         "teacher": wildcards.teacher,
-        "corpus": wildcards.corpus if student else "teacher",
-        "size": wildcards.size if student else "teacher",
+        "corpus": snakemake.params.corpus,
+        "size": snakemake.params.size,
         "task": wildcards.task,
         "role": snakemake.params.role,
+        "runtime": snakemake.params.runtime,
         "reference_teacher": snakemake.params.reference,
         "baseline_teacher": snakemake.params.baseline,
     },
