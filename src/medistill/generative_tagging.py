@@ -325,6 +325,10 @@ def finetune_generative_tagger(
 
         def load_model():
             model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=remote, **load)
+            if gguf_file:  # read dequantised, but transformers keeps the GGUF quantizer, and
+                # with it refuses to save the model: its weights are plain float32 tensors
+                model.hf_quantizer = None
+                del model.config.quantization_config
             where = f"generative.taggers.{tagger}"
             train_top_blocks(model, spec.get("train_layers"), where)
             return model
