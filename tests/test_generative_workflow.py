@@ -185,7 +185,7 @@ def test_taggers_get_their_defaults(default_config, tmp_path):
     # a trained tagger's recipe: generative.finetune, under its own keys
     own = FINETUNED_LLM | {"finetune": {"steps": 50, "batch_size": 8}}
     generative = {"taggers": TAGGER["taggers"] | {"ft": own}, "sweep": ["gen", "ft"]}
-    generative["finetune"] = {"steps": 900, "learning_rate": 5e-4}
+    generative["finetune"] = {"steps": 900, "batch_size": 16, "learning_rate": 5e-4}
     config = validate_config(_with_generative(default_config, generative), where="c.yaml")
     taggers = config["generative"]["taggers"]
     assert taggers["gen"]["freeze_encoder"] is True and "freeze_encoder" not in taggers["ft"]
@@ -193,6 +193,10 @@ def test_taggers_get_their_defaults(default_config, tmp_path):
     assert taggers["gen"]["finetune"]["steps"] == 900
     assert taggers["ft"]["finetune"] == taggers["gen"]["finetune"] | {"steps": 50, "batch_size": 8}
     assert config["generative"]["generation"]["max_new_tokens"] == 96
+    # an override is checked once merged, naming the tagger
+    generative["taggers"]["ft"] = FINETUNED_LLM | {"finetune": {"steps": 0}}
+    with pytest.raises(ConfigError, match=r"generative\.taggers\.ft\.finetune\.steps: 0 is less"):
+        validate_config(_with_generative(default_config, generative), where="c.yaml")
 
 
 def test_the_vllm_engine_needs_vllm_installed(default_config):

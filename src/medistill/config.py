@@ -133,13 +133,14 @@ def with_defaults(config: dict) -> dict:
     tagger_keys = tagger_defaults["additionalProperties"]["properties"]
     taggers = merged["generative"]["taggers"]
     kind_keys = {"prompted": "shots", "finetuned": "freeze_encoder", "gliner": "threshold"}
-    for tagger in taggers.values():
+    for name, tagger in taggers.items():
         if tagger["kind"] in kind_keys:
             key = kind_keys[tagger["kind"]]
             tagger.setdefault(key, tagger_keys[key]["default"])
         if tagger["kind"] in TRAINED_TAGGERS:
             recipe = merged["generative"]["finetune"]
             tagger["finetune"] = _merge(recipe, tagger.get("finetune", {}))
+            _check_merged_recipe(tagger["finetune"], schema, f"generative.taggers.{name}")
     for teacher in teachers.values():
         # a mix or generative teacher carries the licences of what its students learn from and
         # start from, for tags and the report
@@ -153,6 +154,13 @@ def with_defaults(config: dict) -> dict:
         teacher["licence"] = " AND ".join(sorted(licences))
         teacher["task"] = teachers.get(teacher["init"], {}).get("task")
     return merged
+
+
+def _check_merged_recipe(recipe: dict, schema: dict, where: str) -> None:
+    """A recipe merged from a block and its override, checked as a whole training block."""
+    for error in jsonschema.Draft202012Validator(schema["$defs"]["training"]).iter_errors(recipe):
+        key = ".".join(map(str, error.absolute_path))
+        raise ConfigError(f"{where}.finetune{'.' + key if key else ''}: {error.message}; fix it")
 
 
 def tagger_licence(config: dict, tagger: str) -> str | None:
