@@ -346,6 +346,34 @@ def full_report(tmp_path_factory):
     return df, out_dir
 
 
+def test_each_kind_of_point_has_its_own_legend_entry():
+    import matplotlib.pyplot as plt
+
+    from medistill.plots import _scatter_points
+
+    df = pd.DataFrame(
+        {
+            "teacher": ["a", "a", "a", "a", "gen"],
+            "corpus": ["teacher", "teacher", "synth", "gold", "generative"],
+            "role": ["teacher", "teacher-runtime", "student", "student", "generative"],
+            "size": ["teacher", "teacher-int8", "L3", "L3", "prompted"],
+            "f1": [0.8, 0.78, 0.75, 0.74, 0.3],
+            "latency_ms_b1": [20.0, 8.0, 10.0, 9.0, 500.0],
+        }
+    )
+    fig, ax = plt.subplots()
+    _scatter_points(ax, df, "latency_ms_b1", "f1")
+    labels = ax.get_legend_handles_labels()[1]
+    plt.close(fig)
+    assert sorted(labels) == [
+        "a / gold",
+        "a / synth",
+        "a / teacher",
+        "a / teacher, compressed",
+        "gen / generative",
+    ]
+
+
 def test_build_report_writes_every_plot_and_front(full_report):
     df, out_dir = full_report
     for stem in FRONT_PLOTS | {"robustness": 0, "training_curves": 0}:

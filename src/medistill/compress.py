@@ -15,7 +15,7 @@ transformers token classifier: `model(input_ids=..., attention_mask=...).logits`
   that graph with ONNX Runtime's own dynamic quantisation (int8 weights, one scale per output
   channel; activations quantised on the fly to the full 8 bits, where torch's dynamic path
   keeps 7: the likely, not isolated, reason this kind lost less F1 than `int8-per-channel` on
-  E3C, README).
+  E3C, docs/studies/e3c.md).
 """
 
 from __future__ import annotations

@@ -26,6 +26,10 @@ FRONT_PLOTS = {
 }
 
 
+# Legend entries of the rows that are not students (whose entry names their corpus).
+ROLE_LEGENDS = {"teacher": "teacher", "teacher-runtime": "teacher, compressed"}
+
+
 def _scatter_points(ax, df: pd.DataFrame, x: str, y: str) -> None:
     """Colour by teacher, marker by corpus, star for teachers, each point labelled by size."""
     colours = plt.get_cmap("tab10")
@@ -41,7 +45,7 @@ def _scatter_points(ax, df: pd.DataFrame, x: str, y: str) -> None:
             s=160 if is_teacher else 50,
             edgecolors="black",
             linewidths=0.5,
-            label=f"{teacher} / {'teacher' if is_teacher else corpus}",
+            label=f"{teacher} / {ROLE_LEGENDS.get(role, corpus)}",
             zorder=3,
         )
     for _, row in df.iterrows():

@@ -27,7 +27,7 @@ def decoding_vocabulary(tokenizer, generation: dict, train_pairs: list[dict]):
     `generation.restrict_vocabulary` (a share), the tokens of at least that share of the train
     targets and the special ids (`frequent_target_tokens`); None (free decoding) without.
     Copying what the report says is what summaries and exercises need, and what a small
-    encoder-decoder trained on a CPU budget does not learn on its own (README)."""
+    encoder-decoder trained on a CPU budget does not learn on its own (docs/studies/seq2seq.md)."""
     share = generation.get("restrict_vocabulary")
     if share is None:
         return None
