@@ -354,3 +354,52 @@ def test_schema_accepts_huggingface_and_concatenate(default_config):
     ):
         with pytest.raises(Exception, match="real"):
             check(bad)
+
+
+def _xmi(text: str) -> str:
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><xmi:XMI xmlns:xmi="http://www.omg.org/XMI" '
+        'xmlns:cas="http:///uima/cas.ecore"><cas:Sofa xmi:id="1" sofaString="'
+        + text
+        + '"/></xmi:XMI>'
+    )
+
+
+def test_iob2_sentences_get_their_documents_and_dev_is_carved_by_document(tmp_path):
+    docs = tmp_path / "xmi"
+    docs.mkdir()
+    train_docs = {f"D{i}": [f"Patient {i} tousse .", f"Fièvre {i} depuis hier ."] for i in range(6)}
+    for doc, sentences in train_docs.items():
+        (docs / f"{doc}.xml").write_text(_xmi("\n".join(sentences)), encoding="utf-8")
+    (docs / "T0.xml").write_text(_xmi("Le cancer  récidive."), encoding="utf-8")
+
+    def conll(sentences):
+        return "\n\n".join("\n".join(f"{w} O" for w in s.split()) for s in sentences) + "\n"
+
+    iob = tmp_path / "iob"
+    iob.mkdir()
+    (iob / "train.txt").write_text(conll(sum(train_docs.values(), [])), encoding="utf-8")
+    (iob / "test.txt").write_text(conll(["Le cancer récidive ."]), encoding="utf-8")
+    spec = {"format": "iob2", "path": str(iob), "documents": str(docs), "dev_fraction": 0.34}
+    task = load_task(spec, max_words=64)["sentences"]
+    assert [s["doc"] for s in task["test"]] == ["T0"]  # found across spacing
+    dev_docs = {s["doc"] for s in task["dev"]}
+    assert len(dev_docs) == 2 and not dev_docs & {s["doc"] for s in task["train"]}
+    assert len(task["dev"]) == 4 and len(task["train"]) == 8  # whole documents, both sentences
+    (iob / "test.txt").write_text(conll(["Une phrase absente ."]), encoding="utf-8")
+    with pytest.raises(TaskDataError, match=r"sentence test-0 \(4 words\) is in no document"):
+        load_task(spec, max_words=64)
+
+
+def test_e3c_iob2_sentences_map_to_the_xmi_documents():
+    _need(E3C / "annotation" / "layer1")
+    spec = {
+        "format": "iob2",
+        "path": str(E3C / "iob2" / "layer1"),
+        "documents": str(E3C / "annotation" / "layer1"),
+        "dev_fraction": 0.15,
+    }
+    sentences = load_task(spec, max_words=64)["sentences"]
+    docs = {split: {s["doc"] for s in ss} for split, ss in sentences.items()}
+    assert len(docs["test"]) == 45 and len(docs["train"] | docs["dev"]) == 36
+    assert not docs["train"] & docs["dev"] and not docs["test"] & (docs["train"] | docs["dev"])

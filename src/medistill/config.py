@@ -304,7 +304,7 @@ def _check_local_paths(config: dict, where: str) -> None:
     tasks = {sweep["task"]} | {config["teachers"][t].get("task") for t in teachers_used(config)}
     for name in sorted(t for t in tasks if t):
         files = config["tasks"][name].get("files", {})
-        for key in ("path", "split_file"):
+        for key in ("path", "split_file", "documents"):
             if key in files and not Path(files[key]).expanduser().exists():
                 raise ConfigError(
                     f"{where}: tasks.{name}.files.{key}: {files[key]} does not exist (read from "

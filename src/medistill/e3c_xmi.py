@@ -1,5 +1,6 @@
 """E3C UIMA XMI task files, read as XML: the `cas:Sofa` text, `custom:CLINENTITY` entities, the
-dkpro `Sentence` spans, and the official train/test split of `train_test_split.txt`."""
+dkpro `Sentence` spans, and the official train/test split of `train_test_split.txt`; and the
+document each sentence of E3C's IOB2 files comes from."""
 
 from __future__ import annotations
 
@@ -52,3 +53,33 @@ def read_e3c_xmi(path: Path, labels: list[str] | None = None, label: str = "CLIN
 def e3c_train_ids(split_file: Path) -> set[str]:
     """The training document ids listed in E3C's `train_test_split.txt` (all languages)."""
     return set(re.findall(r"'([A-Z]{2}\d+)'", read_utf8(Path(split_file))))
+
+
+def sentence_documents(sentences: list[dict], folder: Path) -> list[str]:
+    """The id of the XMI document (file stem in `folder`) each sentence comes from: its words,
+    joined without spaces, found in the document's text without spaces. Sentences come in
+    document order, so each is first looked for after the previous one in the same document.
+    E3C's IOB2 files name no document; this lets dev be carved and the bootstrap resample by
+    document."""
+    folder = Path(folder)
+    texts = {
+        path.stem: re.sub(r"\s+", "", read_e3c_xmi(path)["text"])
+        for path in sorted(folder.glob("*.xml"))
+    }
+    if not texts:
+        raise TaskDataError(f"{folder}: no E3C XMI file (*.xml); fix `documents`")
+    documents, current, position = [], None, 0
+    for sentence in sentences:
+        key = "".join(sentence["words"])
+        found = texts[current].find(key, position) if current else -1
+        if found < 0:
+            current = next((doc for doc, text in texts.items() if key in text), None)
+            if current is None:
+                raise TaskDataError(
+                    f"sentence {sentence['id']} ({len(sentence['words'])} words) is in no "
+                    f"document of {folder}; is `documents` the same corpus and layer as `path`?"
+                )
+            found = texts[current].find(key)
+        position = found + len(key)
+        documents.append(current)
+    return documents

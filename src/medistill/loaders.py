@@ -9,7 +9,9 @@ A task (`tasks.NAME.files` in the config) reads one of these formats, each read 
   UMLS CUI, the semantic group is the last field of the `#` AnnotatorNotes line), split by
   document with a seed (`splits` gives fractions). Editor backups (`*.ann~`) are ignored.
 - `iob2` / `iob1` (`medistill.conll`): CoNLL files, `token TAG` per line, a blank line between
-  sentences (`splits` names the file of each split); IOB1 is converted to IOB2.
+  sentences (`splits` names the file of each split); IOB1 is converted to IOB2. They name no
+  document: `documents` (a folder of the same corpus's E3C XMI files) gives each sentence the
+  document that holds it, so dev is carved by document and the bootstrap resamples documents.
 - `e3c-xmi` (`medistill.e3c_xmi`): E3C UIMA XMI files (`custom:CLINENTITY`), read as XML; the
   official split of `train_test_split.txt`; sentences are the dkpro `Sentence` elements.
 - `huggingface` (`medistill.hf_datasets`): a Hugging Face dataset of words and tags
@@ -42,7 +44,7 @@ from pathlib import Path
 
 from medistill.brat import brat_documents
 from medistill.conll import read_conll
-from medistill.e3c_xmi import e3c_train_ids, read_e3c_xmi
+from medistill.e3c_xmi import e3c_train_ids, read_e3c_xmi, sentence_documents
 from medistill.errors import TaskDataError
 from medistill.hf_datasets import hf_splits, network_allowed
 from medistill.spans import document_sentences, tag_spans, to_iob2
@@ -194,6 +196,12 @@ def load_task(spec: dict, max_words: int, allow_network: bool | None = None) -> 
                     f"tasks files: {split} file {file} does not exist; fix `splits.{split}`"
                 )
             sentences[split], origin[split] = read_conll(file, fmt, labels), file
+            if "documents" in spec:
+                folder = Path(spec["documents"]).expanduser()
+                for sentence, doc in zip(
+                    sentences[split], sentence_documents(sentences[split], folder), strict=True
+                ):
+                    sentence["doc"] = doc
         documents = None
     elif fmt == "huggingface":
         allowed = network_allowed() if allow_network is None else allow_network
@@ -226,7 +234,9 @@ def load_task(spec: dict, max_words: int, allow_network: bool | None = None) -> 
         }
     if documents is None:
         if "dev" not in sentences and "train" in sentences:
-            sentences["train"], sentences["dev"] = carve_dev(sentences["train"], dev_fraction, seed)
+            sentences["train"], sentences["dev"] = carve_dev_by_document(
+                sentences["train"], dev_fraction, seed
+            )
         sentences = {split: cut_sentences(ss, max_words) for split, ss in sentences.items()}
     for split in SPLITS:
         if not sentences.get(split):
@@ -324,6 +334,20 @@ def carve_dev(items: list, fraction: float, seed: int) -> tuple[list, list]:
     return (
         [x for i, x in enumerate(items) if i not in dev],
         [x for i, x in enumerate(items) if i in dev],
+    )
+
+
+def carve_dev_by_document(sentences: list[dict], fraction: float, seed: int) -> tuple[list, list]:
+    """(train, dev) carved like `carve_dev`, by whole documents where the sentences name theirs
+    (`doc`): a mention seen in a dev document's sentence is then no more likely to be in train
+    than in test. Sentences without documents are carved one by one."""
+    if not all("doc" in s for s in sentences):
+        return carve_dev(sentences, fraction, seed)
+    train_docs, _ = carve_dev(list(dict.fromkeys(s["doc"] for s in sentences)), fraction, seed)
+    kept = set(train_docs)
+    return (
+        [s for s in sentences if s["doc"] in kept],
+        [s for s in sentences if s["doc"] not in kept],
     )
 
 
