@@ -165,3 +165,36 @@ def test_corpus_gold_needs_one_swept_corpus_for_the_twins(default_config):
     default_config["sweep"]["corpora"] = ["synth", "synth-2"]
     with pytest.raises(ConfigError, match="distill.corpus_gold is true with 2 corpora"):
         validate_config(default_config)
+
+
+def schema_keys(node: dict, path: tuple[str, ...] = (), depth: int = 0) -> list[tuple[str, ...]]:
+    """Every property of the schema down to four levels (`teachers.NAME.key` included)."""
+    keys = []
+    for name, child in node.get("properties", {}).items():
+        keys.append((*path, name))
+        if depth < 3 and isinstance(child, dict):
+            keys += schema_keys(child, (*path, name), depth + 1)
+            for nested in ("additionalProperties", "items"):
+                if isinstance(child.get(nested), dict):
+                    keys += schema_keys(child[nested], (*path, name, "*"), depth + 1)
+    return keys
+
+
+def test_config_readme_documents_every_schema_key():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    schema = yaml.safe_load((root / "workflow/schemas/config.schema.yaml").read_text())
+    readme = (root / "config" / "README.md").read_text(encoding="utf-8")
+    keys = schema_keys(schema)
+    assert ("teachers", "*", "source") in keys and len(keys) > 200
+    # a key is documented where it appears in backquotes, alone or in a dotted path
+    undocumented = [
+        ".".join(key)
+        for key in keys
+        if not re.search(rf"`[^`\n]*\b{re.escape(key[-1])}\b[^`\n]*`", readme)
+    ]
+    assert undocumented == []
