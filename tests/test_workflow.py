@@ -15,6 +15,8 @@ import pandas as pd
 import pytest
 from conftest import SMOKE_RUNS
 
+from medistill.config import TASK_FILE_PATHS
+
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
 
@@ -279,7 +281,7 @@ def _fake_local_data(workdir: Path, config: dict) -> None:
     to `workdir`), as on the machine the study is written for."""
     paths = [s["path"] for c in config["corpora"].values() for s in c["sources"] if "path" in s]
     for task in config["tasks"].values():
-        paths += [task.get("files", {}).get(key) for key in ("path", "split_file")]
+        paths += [task.get("files", {}).get(key) for key in TASK_FILE_PATHS]
     paths = [path for path in paths if path]
     for path in map(Path, paths):
         if path.suffix:  # a file

@@ -20,6 +20,9 @@ import yaml
 from medistill.errors import ConfigError
 from medistill.tasks import BASELINE_CORPUS
 
+# The keys of `tasks.NAME.files` that name files or folders the task reads.
+TASK_FILE_PATHS = ("path", "split_file", "documents")
+
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
@@ -304,7 +307,7 @@ def _check_local_paths(config: dict, where: str) -> None:
     tasks = {sweep["task"]} | {config["teachers"][t].get("task") for t in teachers_used(config)}
     for name in sorted(t for t in tasks if t):
         files = config["tasks"][name].get("files", {})
-        for key in ("path", "split_file", "documents"):
+        for key in TASK_FILE_PATHS:
             if key in files and not Path(files[key]).expanduser().exists():
                 raise ConfigError(
                     f"{where}: tasks.{name}.files.{key}: {files[key]} does not exist (read from "
