@@ -10,7 +10,7 @@ from conftest import SHARED_DATA
 from medistill.brat import read_brat, semantic_group
 from medistill.config import validate_config
 from medistill.conll import read_conll
-from medistill.errors import TaskDataError
+from medistill.errors import ConfigError, TaskDataError
 from medistill.loaders import apply_policy, cut_sentences, load_task
 from medistill.spans import to_iob2
 from medistill.tasks import prepare_task
@@ -403,3 +403,17 @@ def test_e3c_iob2_sentences_map_to_the_xmi_documents():
     docs = {split: {s["doc"] for s in ss} for split, ss in sentences.items()}
     assert len(docs["test"]) == 45 and len(docs["train"] | docs["dev"]) == 36
     assert not docs["train"] & docs["dev"] and not docs["test"] & (docs["train"] | docs["dev"])
+
+
+def test_a_task_file_key_of_another_format_is_named_with_the_format(default_config):
+    for files, message in (
+        ({"format": "brat", "path": "/data/x", "documents": "/data/xmi"}, "documents"),
+        ({"format": "e3c-xmi", "path": "/data/x", "name": "a/b"}, "name"),
+    ):
+        tasks = {**default_config["tasks"], "real": {"files": files}}
+        with pytest.raises(
+            ConfigError,
+            match=rf"tasks.real.files: {message} is not a setting of format {files['format']}; "
+            "remove it",
+        ):
+            validate_config(default_config | {"tasks": tasks})

@@ -50,13 +50,14 @@ def _hint(error: jsonschema.ValidationError) -> str:
 
 def _message(error: jsonschema.ValidationError) -> str:
     """The schema's message, except for a key another kind of entry takes (a `not` of
-    `required` lists, as the tagger kinds have): which keys, and the kind they do not fit."""
+    `required` lists, as the tagger kinds and the task-file formats have): which keys, and the
+    kind or format they do not fit."""
     forbidden = error.validator_value.get("anyOf", []) if error.validator == "not" else []
     extra = [k for rule in forbidden for k in rule.get("required", []) if k in error.instance]
     if not extra:
         return error.message
-    kind = error.instance.get("kind")
-    return f"{', '.join(extra)} is not a setting of kind {kind}; remove it"
+    field = "kind" if "kind" in error.instance else "format"
+    return f"{', '.join(extra)} is not a setting of {field} {error.instance.get(field)}; remove it"
 
 
 def _key_path(error: jsonschema.ValidationError) -> str:
