@@ -16,9 +16,10 @@ the evaluation loads it), on `--n-sentences` sentences of a task's test file (`w
   the peak of its arithmetic (int8 models against the int8 peak);
 - at batch 1, the bytes of weights a forward reads (parameters x 4 bytes, 1 for int8 layers)
   per second, as a share of the memory bandwidth;
-- the fixed cost of a call: the time of a one-token forward over the time of a sentence's.
+- the fixed cost of a call: the time of a one-word forward (the word and the special tokens)
+  over the time of a sentence's.
 
-Printed: one table, and for each model what limits it at batch 1: `overhead` when the one-token
+Printed: one table, and for each model what limits it at batch 1: `overhead` when the one-word
 forward takes more than half the sentence's time (the cost of a call whatever its length:
 Python and op dispatch, small kernels, the weights read once), else `memory` or `compute`,
 whichever share is higher. A measurement, not a test: the exit code is 0.
@@ -35,6 +36,7 @@ import torch
 from transformers import AutoConfig, AutoTokenizer
 
 from medistill.compress import compression_kind, load_for_inference
+from medistill.encoding import collate, encode_sentences
 from medistill.io import read_jsonl
 
 GEMM_SIZE = 1024
@@ -80,15 +82,13 @@ def weight_bytes(config, int8: bool) -> float:
     return dense * (1 if int8 else 4) + 2 * hidden * config.num_labels * 4
 
 
-def time_model(folder: Path, sentences: list[list[str]], runs: int) -> dict:
+def time_model(folder: Path, sentences: list[dict], runs: int) -> dict:
     config = AutoConfig.from_pretrained(folder)
     model = load_for_inference(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    singles = [
-        tokenizer(words, is_split_into_words=True, return_tensors="pt") for words in sentences
-    ]
-    batch = tokenizer(sentences, is_split_into_words=True, return_tensors="pt", padding=True)
-    one_token = tokenizer([["a"]], is_split_into_words=True, return_tensors="pt")
+    features = encode_sentences(tokenizer, [*sentences, {"id": "one", "words": ["a"]}], 10**6)
+    *singles, one_word = [collate([f], tokenizer.pad_token_id) for f in features]
+    batch = collate(features[:-1], tokenizer.pad_token_id)
     kind = compression_kind(config) or "fp32"
     if kind == "onnx" and "quantization" in config.medistill_compression:
         kind = "onnx-int8"  # quantised by ONNX Runtime
@@ -101,7 +101,7 @@ def time_model(folder: Path, sentences: list[list[str]], runs: int) -> dict:
     with torch.inference_mode():
         single = [_median_seconds(forward(s), runs) for s in singles]
         batched = _median_seconds(forward(batch), runs)
-        fixed = _median_seconds(forward(one_token), runs)
+        fixed = _median_seconds(forward(one_word), runs)
     flops_single = [
         forward_flops(config, s["input_ids"].shape[1], s["input_ids"].shape[1]) for s in singles
     ]
@@ -129,7 +129,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    sentences = [s["words"] for s in read_jsonl(args.sentences)[: args.n_sentences]]
+    sentences = read_jsonl(args.sentences)[: args.n_sentences]
     peaks = machine_peaks(args.runs)
     print(
         f"machine, {args.threads} thread(s): fp32 GEMM {peaks['fp32']:.1f} GFLOP/s, int8 GEMM "
@@ -137,7 +137,7 @@ def main() -> None:
     )
     print(
         "| model | kind | ms at batch 1 | GFLOP/s b1 (% of peak) | GFLOP/s b32 (% of peak) "
-        "| weights GB/s b1 (% of bandwidth) | one-token call / sentence | limited by (b1) |"
+        "| weights GB/s b1 (% of bandwidth) | one-word call / sentence | limited by (b1) |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for folder in args.model_dir:
