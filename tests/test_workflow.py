@@ -53,10 +53,10 @@ def test_dry_run_on_default_config_lists_every_stage(tmp_path):
     assert "results/corpus/synth/augmented.jsonl" not in _job(run.stdout, "corpus=gold, size=L3")
 
 
-def _job(plan: str, wildcards: str) -> str:
-    """The block of a dry run's plan for the distill_student job with these wildcards."""
+def _job(plan: str, wildcards: str, rule: str = "distill_student") -> str:
+    """The block of a dry run's plan for the `rule` job with these wildcards."""
     jobs = re.split(r"^\[[^\]]+\]$", plan, flags=re.MULTILINE)  # each job opens with its date
-    blocks = [b for b in jobs if "rule distill_student:" in b and f"{wildcards}\n" in b]
+    blocks = [b for b in jobs if f"rule {rule}:" in b and f"{wildcards}\n" in b]
     assert len(blocks) == 1, wildcards
     return blocks[0]
 
@@ -348,6 +348,18 @@ def test_recipe_levers_run_end_to_end(smoke_sweep, tmp_path):
     assert distillation("gold", "L2-narrow")["cut_from"] == "pretrained"
     table = pd.read_csv(workdir / "results" / "report" / "tradeoff.csv")
     assert len(table) == 10 and table["f1"].notna().all()  # with the teacher in int8
+
+
+def test_the_e3c_task_reads_its_document_folder_as_an_input(tmp_path):
+    """An edit of the XMI files that name each sentence's document reruns the task."""
+    workdir = tmp_path / "work"
+    _fake_local_data(workdir, _stacked_config(["e3c-offline.yaml"]))
+    run = snakemake(
+        workdir, "-n", "--cores", "2", "--configfile", str(ROOT / "config" / "e3c-offline.yaml")
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    job = _job(run.stdout, "task=e3c", rule="prepare_task")
+    assert "../shared/data/e3c-fr/annotation/layer1" in job.split("input:")[1].split("\n")[0]
 
 
 def test_offline_e3c_study_and_its_ablation_validate(tmp_path, monkeypatch):

@@ -4,7 +4,12 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from medistill.config import TRAINED_TAGGERS, generative_teachers, validate_config
+from medistill.config import (
+    TASK_FILE_PATHS,
+    TRAINED_TAGGERS,
+    generative_teachers,
+    validate_config,
+)
 from medistill.errors import ConfigError
 from medistill.tasks import BASELINE_CORPUS, ROBUSTNESS_SETS
 
@@ -358,7 +363,7 @@ def external_corpus_files(wildcards):
 
 def external_task_files(wildcards):
     files = config["tasks"][wildcards.task].get("files", {})
-    return [files[key] for key in ("path", "split_file") if key in files]
+    return [files[key] for key in TASK_FILE_PATHS if key in files]
 
 
 # ---------------------------------------------------------------------------------------------
