@@ -47,11 +47,15 @@ def test_the_graph_sees_imports_inside_functions():
 ARCHITECTURE = PACKAGE.parents[1] / "ARCHITECTURE.md"
 
 
+def layer_section() -> str:
+    """ARCHITECTURE.md's "Layers, bottom to top" section."""
+    return ARCHITECTURE.read_text().split("## Layers, bottom to top")[1].split("\n## ")[0]
+
+
 def declared_layers() -> dict[str, int]:
     """module -> its layer number, from ARCHITECTURE.md's numbered "Layers" list (the first
     layer that names the module in backticks)."""
-    section = ARCHITECTURE.read_text().split("## Layers, bottom to top")[1].split("\n## ")[0]
-    items = re.split(r"^(\d)\. ", section, flags=re.MULTILINE)
+    items = re.split(r"^(\d)\. ", layer_section(), flags=re.MULTILINE)
     modules = {path.stem for path in PACKAGE.glob("*.py")}
     layers: dict[str, int] = {}
     for number, body in zip(items[1::2], items[2::2], strict=True):
@@ -92,12 +96,11 @@ def test_imports_point_down_the_declared_layers():
 
 def test_the_layer_list_names_only_what_exists():
     """A backticked name in the layer list is a module, a name one defines, or `module.name`."""
-    section = ARCHITECTURE.read_text().split("## Layers, bottom to top")[1].split("\n## ")[0]
     modules = {path.stem for path in PACKAGE.glob("*.py")} - {"__init__"}
     defined = {m: defined_names(m) for m in modules}
     anywhere = set().union(*defined.values())
     missing = []
-    for name in re.findall(r"`([A-Za-z_][A-Za-z_0-9.]*)`", section):
+    for name in re.findall(r"`([A-Za-z_][A-Za-z_0-9.]*)`", layer_section()):
         module, _, attribute = name.rpartition(".")
         if module:
             if module not in modules or attribute not in defined[module]:
