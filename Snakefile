@@ -26,4 +26,4 @@ include: "workflow/rules/generative.smk"
 rule all:
     default_target: True
     input:
-        sweep_targets,
+        PLAN.sweep_targets,

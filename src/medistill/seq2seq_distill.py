@@ -38,6 +38,7 @@ from medistill.seq2seq import (
     warm_started,
     with_encoder_states,
 )
+from medistill.seq2seq_tasks import SHRINK_ROUTE
 from medistill.seq2seq_training import (
     decoding_vocabulary,
     rouge_dev_score,
@@ -315,7 +316,7 @@ def distill_seq2seq_student(
     recipe = family["distill"]
     remote = config["trust_remote_code"]
     teacher, tokenizer = load_seq2seq(teacher_dir, remote)
-    gold, transfer = distillation_pairs(task_dir, outputs_path if route != "shrink" else None)
+    gold, transfer = distillation_pairs(task_dir, outputs_path if route != SHRINK_ROUTE else None)
     topk = load_topk(topk_path) if route == "word" else ()
     examples, objective = route_examples(
         route, tokenizer, gold, family["generation"], transfer, topk

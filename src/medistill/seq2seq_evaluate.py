@@ -130,8 +130,40 @@ def evaluate_seq2seq(
         efficiency = _timed(kept, kept_tokenizer, sources, generation, threads, kept_vocabulary)
         efficiency["params_total"] = fp32_parameters(model_dir, remote)
         efficiency["disk_mb"] = model_disk_mb(model_dir)
+    params = {"generation": generation, "model": str(model_dir)}
+    trained = Path(model_dir) / "training_energy.json" if model_dir else None
+    return write_evaluation(
+        out_path,
+        identity,
+        per_seed,
+        seeds,
+        test_sets,
+        kept_outputs,
+        efficiency | {"energy_kwh_inference": energy.get("energy_kwh")},
+        read_json(trained) if trained and trained.exists() else {},
+        log_run,
+        params,
+    )
+
+
+def write_evaluation(
+    out_path: Path,
+    identity: dict,
+    per_seed: list[dict],
+    seeds: list,
+    test_sets: dict[str, list[dict]],
+    kept_outputs: dict[str, list[str]],
+    efficiency: dict,
+    training_energy: dict,
+    log_run: Callable[..., object],
+    params: dict,
+) -> dict:
+    """The evaluation JSON of one model (its row of the report) and its clean outputs, from
+    its runs' clean scores (`per_seed`), the kept run's outputs on each test set, its cost
+    (`efficiency`) and its training's energy; logged without any text."""
+    clean = test_sets["clean"]
     result = identity | {"seeds": seeds} | _mean_and_std(per_seed)
-    if seeds:  # the lead baseline has no runs
+    if seeds:  # the lead baseline and a prompted LLM have no runs
         runs = zip(seeds, per_seed, strict=True)
         result["per_seed"] = [{"seed": s, "rougeL": p["rougeL"]} for s, p in runs]
     result["robustness"] = {
@@ -139,15 +171,14 @@ def evaluate_seq2seq(
             key: score_generations(test_sets[name], kept_outputs[name])[key]
             for key in ROBUSTNESS_SCORES
         }
-        for name in test_sets
+        for name in kept_outputs
         if name != "clean"
     }
+    inference_energy = efficiency.pop("energy_kwh_inference", None)
     result |= efficiency | {"n_test_pairs": len(clean)}
-    train_energy = Path(model_dir) / "training_energy.json" if model_dir else None
-    trained = read_json(train_energy) if train_energy and train_energy.exists() else {}
-    result["energy_kwh_train"] = trained.get("energy_kwh")
-    result["co2_kg_train"] = trained.get("co2_kg")
-    result["energy_kwh_inference"] = energy.get("energy_kwh")
+    result["energy_kwh_train"] = training_energy.get("energy_kwh")
+    result["co2_kg_train"] = training_energy.get("co2_kg")
+    result["energy_kwh_inference"] = inference_energy
     write_json(result, out_path)
     write_jsonl(
         [{"id": p["id"], "output": o} for p, o in zip(clean, kept_outputs["clean"], strict=True)],
@@ -156,7 +187,7 @@ def evaluate_seq2seq(
     names = ("teacher", "task", "corpus", "route", "size")
     log_run(
         "seq2seq/evaluate/" + "/".join(str(identity[k]) for k in names),
-        params={"generation": generation, "model": str(model_dir)},
+        params=params,
         metrics={k: v for k, v in result.items() if isinstance(v, int | float) and v is not None},
         tags={k: str(v) for k, v in identity.items()} | {"stage": "evaluate"},
         artifacts=[Path(out_path)],

@@ -44,6 +44,7 @@ from medistill.report_html import (  # noqa: E402
     html_table,
     licence_tables,
 )
+from medistill.seq2seq_tasks import ROUTES  # noqa: E402
 from medistill.tradeoff import pareto_front_per_task, read_evaluation  # noqa: E402
 
 FAMILY = "seq2seq"
@@ -78,7 +79,6 @@ NUMERIC_KEYS = (
     "energy_kwh_train",
     "co2_kg_train",
 )
-STUDENT_ROUTES = ("shrink", "sequence", "word")
 TEACHER_ROLE, STUDENT_ROLE, BASELINE_ROLE = "teacher", "student", "baseline"
 # A student this much faster than its teacher is worth recommending; a smaller gain rarely pays
 # for the ROUGE-L it costs.
@@ -128,10 +128,10 @@ LEAD_COLUMNS = (
 )
 # Row order of the table: references first, then the three routes of one size side by side.
 _ROLE_ORDER = {TEACHER_ROLE: 0, BASELINE_ROLE: 1, STUDENT_ROLE: 2}
-_ROUTE_ORDER = {route: i for i, route in enumerate(STUDENT_ROUTES)}
+_ROUTE_ORDER = {route: i for i, route in enumerate(ROUTES)}
 # One marker per route, the NER plots' student markers; a route added later gets a fourth.
-_ROUTE_MARKERS = dict(zip(STUDENT_ROUTES, STUDENT_MARKERS, strict=False))
-OTHER_ROUTE_MARKER = STUDENT_MARKERS[len(STUDENT_ROUTES)]
+_ROUTE_MARKERS = dict(zip(ROUTES, STUDENT_MARKERS, strict=False))
+OTHER_ROUTE_MARKER = STUDENT_MARKERS[len(ROUTES)]
 
 
 # --- the table ------------------------------------------------------------------------------
@@ -258,7 +258,7 @@ def compare_routes(df: pd.DataFrame) -> pd.DataFrame:
     it, named in brackets.
     """
     students = df[(df["role"] == STUDENT_ROLE) & df["rougeL"].notna()]
-    routes = [*STUDENT_ROUTES, *sorted(set(students["route"]) - set(STUDENT_ROUTES))]
+    routes = [*ROUTES, *sorted(set(students["route"]) - set(ROUTES))]
     rows = []
     for (task, teacher, size), group in students.groupby(["task", "teacher", "size"], sort=False):
         row: dict = {"task": task, "teacher": teacher, "size": size}
@@ -451,7 +451,7 @@ def _route_summary(routes: pd.DataFrame) -> str:
     sentences = []
     for task, group in routes.groupby("task", sort=False):
         wins = group["best route"].value_counts()
-        # Most sizes won first; a tie in the order of STUDENT_ROUTES, so the page is stable.
+        # Most sizes won first; a tie in the order of ROUTES, so the page is stable.
         ranked = sorted(wins.items(), key=lambda item: (-item[1], _ROUTE_ORDER.get(item[0], 99)))
         parts = []
         for route, count in ranked:

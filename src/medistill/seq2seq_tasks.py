@@ -47,6 +47,10 @@ SPLITS = ("train", "dev", "test")
 SEQ2SEQ_TYPO_SETS = {"typo5": TYPO_SETS["typo5"]}
 # Robustness test sets of the seq2seq family: one file `test_<name>.jsonl` each.
 SEQ2SEQ_ROBUSTNESS_SETS = (*SEQ2SEQ_TYPO_SETS, "abbrev", "unseen")
+# How a student learns a task's pairs: `shrink` from the gold pairs alone (corpus `gold`),
+# `sequence` from the teacher's outputs too, `word` from its top-k along them as well.
+SHRINK_ROUTE = "shrink"
+ROUTES = (SHRINK_ROUTE, "sequence", "word")
 DATA_SOURCES = ("synthetic", "files", "huggingface")
 DEFAULT_DEV_FRACTION = 0.1
 # Generator seed of split k is `seed * 1000 + k`: the splits (and the held-out pairs) are

@@ -18,8 +18,7 @@ from medistill.device import choose_device
 from medistill.generation_scoring import corpus_rouge
 from medistill.losses import Seq2SeqObjective
 from medistill.seq2seq import encode_pairs, frequent_target_tokens, generate_texts
-
-ROUTES = ("shrink", "sequence", "word")
+from medistill.seq2seq_tasks import ROUTES, SHRINK_ROUTE
 
 
 def decoding_vocabulary(tokenizer, generation: dict, train_pairs: list[dict]):
@@ -87,7 +86,7 @@ def route_examples(
     gold pairs then transfer pairs, in that order (`medistill.seq2seq.teacher_topk`)."""
     if route not in ROUTES:
         raise ValueError(f"unknown distillation route {route!r}; use one of {', '.join(ROUTES)}")
-    pairs = list(gold_pairs) if route == "shrink" else [*gold_pairs, *teacher_outputs]
+    pairs = list(gold_pairs) if route == SHRINK_ROUTE else [*gold_pairs, *teacher_outputs]
     examples = encode_pairs(
         tokenizer, pairs, generation["max_source"], generation["max_new_tokens"]
     )

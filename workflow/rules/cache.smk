@@ -2,22 +2,22 @@
 # finished, and the rerun only computes the missing ones.
 rule cache_teacher_logits:
     input:
-        unpack(averaged_seed_runs),
-        teacher=teacher_model,
+        unpack(PLAN.averaged_seed_runs),
+        teacher=PLAN.teacher_model,
         sentences="results/corpus/{corpus}/augmented.jsonl",
     output:
         "results/cache/{teacher}/{corpus}/task/manifest.json",
     log:
         "results/logs/cache_teacher_logits/{teacher}/{corpus}.log",
     wildcard_constraints:
-        teacher=ENCODER_TEACHERS,
+        teacher=PLAN.encoder_teachers,
     conda:
         "../../envs/medistill.yaml"
-    threads: rule_threads("gpu_rules")
+    threads: PLAN.rule_threads("gpu_rules")
     resources:
-        **rule_resources("gpu_rules"),
+        **PLAN.rule_resources("gpu_rules"),
     params:
-        settings=cache_settings,
+        settings=PLAN.cache_settings,
     script:
         "../scripts/cache_teacher_logits.py"
 
@@ -25,22 +25,22 @@ rule cache_teacher_logits:
 # The same over the task's gold train split, which distillation mixes in (`distill.gold_ratio`).
 rule cache_train_logits:
     input:
-        unpack(averaged_seed_runs),
-        teacher=teacher_model,
+        unpack(PLAN.averaged_seed_runs),
+        teacher=PLAN.teacher_model,
         sentences="results/tasks/{task}/train.jsonl",
     output:
         "results/cache/{teacher}/task-train/{task}/manifest.json",
     log:
         "results/logs/cache_train_logits/{teacher}/{task}.log",
     wildcard_constraints:
-        teacher=ENCODER_TEACHERS,
+        teacher=PLAN.encoder_teachers,
     conda:
         "../../envs/medistill.yaml"
-    threads: rule_threads("gpu_rules")
+    threads: PLAN.rule_threads("gpu_rules")
     resources:
-        **rule_resources("gpu_rules"),
+        **PLAN.rule_resources("gpu_rules"),
     params:
-        settings=cache_settings,
+        settings=PLAN.cache_settings,
     script:
         "../scripts/cache_teacher_logits.py"
 
@@ -49,7 +49,7 @@ rule cache_train_logits:
 # task stage's intermediate-layer transfer (`distill.intermediate`).
 rule cache_teacher_hidden:
     input:
-        teacher=teacher_model,
+        teacher=PLAN.teacher_model,
         sentences="results/corpus/{corpus}/augmented.jsonl",
     output:
         "results/cache/{teacher}/task-hidden/{corpus}/manifest.json",
@@ -57,18 +57,18 @@ rule cache_teacher_hidden:
         "results/logs/cache_teacher_hidden/{teacher}/{corpus}.log",
     conda:
         "../../envs/medistill.yaml"
-    threads: rule_threads("gpu_rules")
+    threads: PLAN.rule_threads("gpu_rules")
     resources:
-        **rule_resources("gpu_rules"),
+        **PLAN.rule_resources("gpu_rules"),
     params:
-        settings=hidden_cache_settings,
+        settings=PLAN.hidden_cache_settings,
     script:
         "../scripts/cache_teacher_hidden.py"
 
 
 rule cache_train_hidden:
     input:
-        teacher=teacher_model,
+        teacher=PLAN.teacher_model,
         sentences="results/tasks/{task}/train.jsonl",
     output:
         "results/cache/{teacher}/task-hidden-train/{task}/manifest.json",
@@ -76,11 +76,11 @@ rule cache_train_hidden:
         "results/logs/cache_train_hidden/{teacher}/{task}.log",
     conda:
         "../../envs/medistill.yaml"
-    threads: rule_threads("gpu_rules")
+    threads: PLAN.rule_threads("gpu_rules")
     resources:
-        **rule_resources("gpu_rules"),
+        **PLAN.rule_resources("gpu_rules"),
     params:
-        settings=hidden_cache_settings,
+        settings=PLAN.hidden_cache_settings,
     script:
         "../scripts/cache_teacher_hidden.py"
 
@@ -97,17 +97,10 @@ rule cache_general:
         "results/logs/cache_general/{teacher}/{corpus}.log",
     conda:
         "../../envs/medistill.yaml"
-    threads: rule_threads("gpu_rules")
+    threads: PLAN.rule_threads("gpu_rules")
     resources:
-        **rule_resources("gpu_rules"),
+        **PLAN.rule_resources("gpu_rules"),
     params:
-        settings=config_slice(
-            *MODEL_KEYS,
-            "max_words_per_sentence",
-            "cache",
-            "distill.general.k",
-            "distill.general.mask_rate",
-            "distill.general.hidden_layers",
-        ),
+        settings=PLAN.general_cache_settings,
     script:
         "../scripts/cache_general.py"

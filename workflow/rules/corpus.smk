@@ -1,6 +1,6 @@
 rule build_corpus:
     input:
-        external_corpus_files,
+        PLAN.external_corpus_files,
     output:
         docs="results/corpus/{corpus}/documents.jsonl",
         stats="results/corpus/{corpus}/build_stats.json",
@@ -8,11 +8,11 @@ rule build_corpus:
         "results/logs/build_corpus/{corpus}.log",
     conda:
         "../../envs/medistill.yaml"
-    threads: rule_threads("cpu_rules")
+    threads: PLAN.rule_threads("cpu_rules")
     resources:
-        **rule_resources("cpu_rules"),
+        **PLAN.rule_resources("cpu_rules"),
     params:
-        spec=corpus_settings,
+        spec=PLAN.corpus_settings,
     script:
         "../scripts/build_corpus.py"
 
@@ -28,12 +28,10 @@ rule augment_corpus:
         "results/logs/augment_corpus/{corpus}.log",
     conda:
         "../../envs/medistill.yaml"
-    threads: rule_threads("cpu_rules")
+    threads: PLAN.rule_threads("cpu_rules")
     resources:
-        **rule_resources("cpu_rules"),
+        **PLAN.rule_resources("cpu_rules"),
     params:
-        spec=lambda wildcards: config["corpora"][wildcards.corpus].get(
-            "augmentation", {}
-        ),
+        spec=PLAN.augmentation_settings,
     script:
         "../scripts/augment_corpus.py"

@@ -3,8 +3,8 @@
 # The corpus `gold` (sweep.baselines) trains the same students on gold labels alone.
 rule distill_student:
     input:
-        unpack(distill_inputs),
-        teacher=teacher_model,
+        unpack(PLAN.distill_inputs),
+        teacher=PLAN.teacher_model,
         train=f"results/tasks/{TASK}/train.jsonl",
         dev=f"results/tasks/{TASK}/dev.jsonl",
         labels=f"results/tasks/{TASK}/labels.json",
@@ -14,15 +14,15 @@ rule distill_student:
     log:
         "results/logs/distill_student/{teacher}/{corpus}/{size}.log",
     wildcard_constraints:
-        size=TRAINED_SIZES,
+        size=PLAN.trained_sizes,
     conda:
         "../../envs/medistill.yaml"
-    threads: rule_threads("gpu_rules")
+    threads: PLAN.rule_threads("gpu_rules")
     resources:
-        **rule_resources("gpu_rules"),
+        **PLAN.rule_resources("gpu_rules"),
     params:
         checkpoint="results/checkpoints/students/{teacher}/{corpus}/{size}.pt",
-        settings=distill_settings,
+        settings=PLAN.distill_settings,
     script:
         "../scripts/distill_student.py"
 
@@ -31,22 +31,22 @@ rule distill_student:
 # every seed's run.
 rule compress_student:
     input:
-        unpack(compressed_from),
+        unpack(PLAN.compressed_from),
     output:
         model=directory("results/students/{teacher}/{corpus}/{size}/model"),
         seeds=directory("results/students/{teacher}/{corpus}/{size}/seeds"),
     log:
         "results/logs/compress_student/{teacher}/{corpus}/{size}.log",
     wildcard_constraints:
-        size=COMPRESSED_SIZES,
+        size=PLAN.compressed_sizes,
     conda:
         "../../envs/medistill.yaml"
-    threads: rule_threads("cpu_rules")
+    threads: PLAN.rule_threads("cpu_rules")
     resources:
-        **rule_resources("cpu_rules"),
+        **PLAN.rule_resources("cpu_rules"),
     params:
-        kind=lambda wildcards: config["sizes"][wildcards.size]["compress"],
-        settings=config_slice("trust_remote_code"),
+        kind=PLAN.compress_kind,
+        settings=settings("trust_remote_code"),
     script:
         "../scripts/compress_model.py"
 
@@ -64,14 +64,14 @@ rule compress_teacher:
     log:
         "results/logs/compress_teacher/{teacher}/{task}/{runtime}.log",
     wildcard_constraints:
-        runtime=_names_pattern(RUNTIMES),
+        runtime=PLAN.runtimes_pattern,
     conda:
         "../../envs/medistill.yaml"
-    threads: rule_threads("cpu_rules")
+    threads: PLAN.rule_threads("cpu_rules")
     resources:
-        **rule_resources("cpu_rules"),
+        **PLAN.rule_resources("cpu_rules"),
     params:
         kind=lambda wildcards: wildcards.runtime,
-        settings=config_slice("trust_remote_code"),
+        settings=settings("trust_remote_code"),
     script:
         "../scripts/compress_model.py"

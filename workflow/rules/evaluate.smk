@@ -2,8 +2,8 @@
 # evaluation rules every core (set-threads); on SLURM each job has its own cpus_per_task.
 rule evaluate_student:
     input:
-        unpack(task_test_files),
-        unpack(baseline_counts),
+        unpack(PLAN.task_test_files),
+        unpack(PLAN.baseline_counts),
         model="results/students/{teacher}/{corpus}/{size}/model",
         seeds="results/students/{teacher}/{corpus}/{size}/seeds",
     output:
@@ -13,24 +13,24 @@ rule evaluate_student:
         "results/logs/evaluate/{teacher}/{corpus}/{size}/{task}.log",
     conda:
         "../../envs/medistill.yaml"
-    threads: rule_threads("eval_rules")
+    threads: PLAN.rule_threads("eval_rules")
     resources:
-        **rule_resources("eval_rules"),
+        **PLAN.rule_resources("eval_rules"),
     params:
         role="student",
         corpus=lambda wildcards: wildcards.corpus,
         size=lambda wildcards: wildcards.size,
-        runtime=lambda wildcards: size_runtime(wildcards.size),
-        reference=lambda wildcards: reference_teacher(wildcards.teacher),
-        baseline=lambda wildcards: init_teacher(wildcards.teacher),
-        settings=evaluation_settings,
+        runtime=lambda wildcards: PLAN.size_runtime(wildcards.size),
+        reference=lambda wildcards: PLAN.reference_teacher(wildcards.teacher),
+        baseline=lambda wildcards: PLAN.init_teacher(wildcards.teacher),
+        settings=PLAN.evaluation_settings,
     script:
         "../scripts/evaluate.py"
 
 
 rule evaluate_teacher:
     input:
-        unpack(task_test_files),
+        unpack(PLAN.task_test_files),
         model="results/teachers/{teacher}/{task}/model",
         seeds="results/teachers/{teacher}/{task}/seeds",
     output:
@@ -40,9 +40,9 @@ rule evaluate_teacher:
         "results/logs/evaluate/{teacher}/teacher/{task}.log",
     conda:
         "../../envs/medistill.yaml"
-    threads: rule_threads("eval_rules")
+    threads: PLAN.rule_threads("eval_rules")
     resources:
-        **rule_resources("eval_rules"),
+        **PLAN.rule_resources("eval_rules"),
     params:
         role="teacher",
         corpus="teacher",
@@ -50,7 +50,7 @@ rule evaluate_teacher:
         runtime="torch",
         reference=lambda wildcards: wildcards.teacher,
         baseline=lambda wildcards: wildcards.teacher,
-        settings=evaluation_settings,
+        settings=PLAN.evaluation_settings,
     script:
         "../scripts/evaluate.py"
 
@@ -59,7 +59,7 @@ rule evaluate_teacher:
 # teacher, a row of its own (role teacher-runtime) that the report's same-runtime speedups use.
 rule evaluate_teacher_runtime:
     input:
-        unpack(task_test_files),
+        unpack(PLAN.task_test_files),
         model="results/teachers/{teacher}/{task}/runtime/{runtime}/model",
         seeds="results/teachers/{teacher}/{task}/runtime/{runtime}/seeds",
     output:
@@ -68,12 +68,12 @@ rule evaluate_teacher_runtime:
     log:
         "results/logs/evaluate/{teacher}/teacher-{runtime}/{task}.log",
     wildcard_constraints:
-        runtime=_names_pattern(RUNTIMES),
+        runtime=PLAN.runtimes_pattern,
     conda:
         "../../envs/medistill.yaml"
-    threads: rule_threads("eval_rules")
+    threads: PLAN.rule_threads("eval_rules")
     resources:
-        **rule_resources("eval_rules"),
+        **PLAN.rule_resources("eval_rules"),
     params:
         role="teacher-runtime",
         corpus="teacher",
@@ -81,6 +81,6 @@ rule evaluate_teacher_runtime:
         runtime=lambda wildcards: wildcards.runtime,
         reference=lambda wildcards: wildcards.teacher,
         baseline=lambda wildcards: wildcards.teacher,
-        settings=evaluation_settings,
+        settings=PLAN.evaluation_settings,
     script:
         "../scripts/evaluate.py"

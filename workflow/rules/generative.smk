@@ -6,7 +6,7 @@
 
 rule finetune_generative_tagger:
     input:
-        unpack(tagger_base),
+        unpack(PLAN.tagger_base),
         train="results/tasks/{task}/train.jsonl",
         dev="results/tasks/{task}/dev.jsonl",
         labels="results/tasks/{task}/labels.json",
@@ -17,20 +17,20 @@ rule finetune_generative_tagger:
         "results/logs/generative/finetune/{tagger}/{task}.log",
     conda:
         "../../envs/medistill.yaml"
-    threads: rule_threads("gpu_rules")
+    threads: PLAN.rule_threads("gpu_rules")
     resources:
-        **rule_resources("gpu_rules"),
+        **PLAN.rule_resources("gpu_rules"),
     params:
         checkpoint="results/checkpoints/generative/{tagger}/{task}.pt",
-        settings=generative_settings,
+        settings=PLAN.generative_settings,
     script:
         "../scripts/finetune_generative_tagger.py"
 
 
 rule evaluate_generative_tagger:
     input:
-        unpack(task_test_files),
-        unpack(generative_model),
+        unpack(PLAN.task_test_files),
+        unpack(PLAN.generative_model),
         train="results/tasks/{task}/train.jsonl",
         labels="results/tasks/{task}/labels.json",
     output:
@@ -39,13 +39,12 @@ rule evaluate_generative_tagger:
         "results/logs/generative/evaluate/{tagger}/{task}.log",
     conda:
         "../../envs/medistill.yaml"
-    threads: rule_threads("eval_rules")
+    threads: PLAN.rule_threads("eval_rules")
     resources:
-        **rule_resources("eval_rules"),
+        **PLAN.rule_resources("eval_rules"),
     params:
-        # the first swept teacher's encoder: a teacher row whatever the sweep holds
-        reference=lambda wildcards: init_teacher(SWEEP["teachers"][0]),
-        settings=generative_settings,
+        reference=PLAN.tagger_reference,
+        settings=PLAN.generative_settings,
     script:
         "../scripts/evaluate_generative_tagger.py"
 
@@ -55,41 +54,41 @@ rule evaluate_generative_tagger:
 # would be, so distill_student reads them unchanged (`medistill.silver_labels`).
 rule cache_silver_tags:
     input:
-        unpack(silver_inputs),
+        unpack(PLAN.silver_inputs),
         sentences="results/corpus/{corpus}/augmented.jsonl",
     output:
         "results/cache/{teacher}/{corpus}/task/manifest.json",
     log:
         "results/logs/cache_silver_tags/{teacher}/{corpus}.log",
     wildcard_constraints:
-        teacher=GENERATIVE_TEACHERS,
+        teacher=PLAN.generative_teachers,
     conda:
         "../../envs/medistill.yaml"
-    threads: rule_threads("gpu_rules")
+    threads: PLAN.rule_threads("gpu_rules")
     resources:
-        **rule_resources("gpu_rules"),
+        **PLAN.rule_resources("gpu_rules"),
     params:
-        settings=silver_settings,
+        settings=PLAN.silver_settings,
     script:
         "../scripts/cache_silver_tags.py"
 
 
 rule cache_silver_train_tags:
     input:
-        unpack(silver_inputs),
+        unpack(PLAN.silver_inputs),
         sentences="results/tasks/{task}/train.jsonl",
     output:
         "results/cache/{teacher}/task-train/{task}/manifest.json",
     log:
         "results/logs/cache_silver_train_tags/{teacher}/{task}.log",
     wildcard_constraints:
-        teacher=GENERATIVE_TEACHERS,
+        teacher=PLAN.generative_teachers,
     conda:
         "../../envs/medistill.yaml"
-    threads: rule_threads("gpu_rules")
+    threads: PLAN.rule_threads("gpu_rules")
     resources:
-        **rule_resources("gpu_rules"),
+        **PLAN.rule_resources("gpu_rules"),
     params:
-        settings=silver_settings,
+        settings=PLAN.silver_settings,
     script:
         "../scripts/cache_silver_tags.py"

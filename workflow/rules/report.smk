@@ -1,7 +1,3 @@
-# The trained models: their saved loss histories make the training-curve plot.
-TRAINED_MODELS = [
-    fine_tuned(t) for t in dict.fromkeys(init_teacher(t) for t in SWEEP["teachers"])
-] + student_files("results/students/{teacher}/{corpus}/{size}/model")
 REPORT_SVGS = [
     "pareto_f1_params",
     "pareto_f1_latency",
@@ -14,8 +10,9 @@ REPORT_SVGS = [
 # Outputs marked report() make up `snakemake --report report.zip` (captions in workflow/report).
 rule report:
     input:
-        evals=evaluation_files,
-        models=TRAINED_MODELS,
+        evals=PLAN.evaluation_files,
+        # their saved loss histories make the training-curve plot
+        models=PLAN.trained_models(),
     output:
         csv=report(
             "results/report/tradeoff.csv",
@@ -60,10 +57,10 @@ rule report:
         "results/logs/report.log",
     conda:
         "../../envs/medistill.yaml"
-    threads: rule_threads("cpu_rules")
+    threads: PLAN.rule_threads("cpu_rules")
     resources:
-        **rule_resources("cpu_rules"),
+        **PLAN.rule_resources("cpu_rules"),
     params:
-        settings=report_settings,
+        settings=PLAN.report_settings,
     script:
         "../scripts/report.py"

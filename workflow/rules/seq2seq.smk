@@ -7,24 +7,24 @@
 
 
 wildcard_constraints:
-    route="shrink|sequence|word",
+    route=S2S.routes_pattern,
 
 
 rule prepare_pairs:
     input:
-        external_pair_files,
+        S2S.external_pair_files,
     output:
-        splits=expand("results/seq2seq/tasks/{{task}}/{split}.jsonl", split=S2S_SPLITS),
+        splits=S2S.split_files(),
         stats="results/seq2seq/tasks/{task}/stats.json",
     log:
         "results/logs/seq2seq/prepare_pairs/{task}.log",
     conda:
         "../../envs/medistill.yaml"
-    threads: rule_threads("cpu_rules")
+    threads: PLAN.rule_threads("cpu_rules")
     resources:
-        **rule_resources("cpu_rules"),
+        **PLAN.rule_resources("cpu_rules"),
     params:
-        settings=s2s_pairs_settings,
+        settings=S2S.pairs_settings,
     script:
         "../scripts/prepare_pairs.py"
 
@@ -39,14 +39,16 @@ rule finetune_seq2seq_teacher:
         seeds=directory("results/seq2seq/teachers/{teacher}/{task}/seeds"),
     log:
         "results/logs/seq2seq/finetune_teacher/{teacher}/{task}.log",
+    wildcard_constraints:
+        teacher=S2S.finetuned_pattern,
     conda:
         "../../envs/medistill.yaml"
-    threads: rule_threads("gpu_rules")
+    threads: PLAN.rule_threads("gpu_rules")
     resources:
-        **rule_resources("gpu_rules"),
+        **PLAN.rule_resources("gpu_rules"),
     params:
         checkpoint="results/checkpoints/seq2seq/teachers/{teacher}/{task}.pt",
-        settings=s2s_finetune_settings,
+        settings=S2S.finetune_settings,
     script:
         "../scripts/finetune_seq2seq_teacher.py"
 
@@ -60,13 +62,15 @@ rule cache_teacher_outputs:
         "results/seq2seq/cache/{teacher}/{task}/{corpus}/outputs.jsonl",
     log:
         "results/logs/seq2seq/cache_teacher_outputs/{teacher}/{task}/{corpus}.log",
+    wildcard_constraints:
+        teacher=S2S.finetuned_pattern,
     conda:
         "../../envs/medistill.yaml"
-    threads: rule_threads("gpu_rules")
+    threads: PLAN.rule_threads("gpu_rules")
     resources:
-        **rule_resources("gpu_rules"),
+        **PLAN.rule_resources("gpu_rules"),
     params:
-        settings=s2s_outputs_settings,
+        settings=S2S.outputs_settings,
     script:
         "../scripts/cache_teacher_outputs.py"
 
@@ -80,13 +84,15 @@ rule cache_teacher_topk:
         "results/seq2seq/cache/{teacher}/{task}/{corpus}/topk.npz",
     log:
         "results/logs/seq2seq/cache_teacher_topk/{teacher}/{task}/{corpus}.log",
+    wildcard_constraints:
+        teacher=S2S.finetuned_pattern,
     conda:
         "../../envs/medistill.yaml"
-    threads: rule_threads("gpu_rules")
+    threads: PLAN.rule_threads("gpu_rules")
     resources:
-        **rule_resources("gpu_rules"),
+        **PLAN.rule_resources("gpu_rules"),
     params:
-        settings=s2s_topk_settings,
+        settings=S2S.topk_settings,
     script:
         "../scripts/cache_teacher_topk.py"
 
@@ -95,7 +101,7 @@ rule cache_teacher_topk:
 # declared outputs, so a killed job resumes.
 rule distill_seq2seq_student:
     input:
-        unpack(s2s_distill_inputs),
+        unpack(S2S.distill_inputs),
     output:
         model=directory(
             "results/seq2seq/students/{teacher}/{task}/{corpus}/{route}/{size}/model"
@@ -106,22 +112,22 @@ rule distill_seq2seq_student:
     log:
         "results/logs/seq2seq/distill/{teacher}/{task}/{corpus}/{route}/{size}.log",
     wildcard_constraints:
-        size=S2S_TRAINED_SIZES,
+        size=S2S.trained_sizes,
     conda:
         "../../envs/medistill.yaml"
-    threads: rule_threads("gpu_rules")
+    threads: PLAN.rule_threads("gpu_rules")
     resources:
-        **rule_resources("gpu_rules"),
+        **PLAN.rule_resources("gpu_rules"),
     params:
         checkpoint="results/checkpoints/seq2seq/students/{teacher}/{task}/{corpus}/{route}/{size}.pt",
-        settings=s2s_distill_settings,
+        settings=S2S.distill_settings,
     script:
         "../scripts/distill_seq2seq_student.py"
 
 
 rule compress_seq2seq_student:
     input:
-        unpack(s2s_compressed_from),
+        unpack(S2S.compressed_from),
     output:
         model=directory(
             "results/seq2seq/students/{teacher}/{task}/{corpus}/{route}/{size}/model"
@@ -132,14 +138,14 @@ rule compress_seq2seq_student:
     log:
         "results/logs/seq2seq/compress/{teacher}/{task}/{corpus}/{route}/{size}.log",
     wildcard_constraints:
-        size=S2S_COMPRESSED_SIZES,
+        size=S2S.compressed_sizes,
     conda:
         "../../envs/medistill.yaml"
-    threads: rule_threads("cpu_rules")
+    threads: PLAN.rule_threads("cpu_rules")
     resources:
-        **rule_resources("cpu_rules"),
+        **PLAN.rule_resources("cpu_rules"),
     params:
-        settings=lambda wildcards: config_slice("trust_remote_code"),
+        settings=settings("trust_remote_code"),
     script:
         "../scripts/compress_seq2seq_student.py"
 
@@ -148,7 +154,7 @@ rule compress_seq2seq_student:
 # workstation (profiles/local gives the evaluation rules every core).
 rule evaluate_seq2seq_student:
     input:
-        unpack(s2s_test_files),
+        unpack(S2S.test_files),
         model="results/seq2seq/students/{teacher}/{task}/{corpus}/{route}/{size}/model",
         seeds="results/seq2seq/students/{teacher}/{task}/{corpus}/{route}/{size}/seeds",
         train="results/seq2seq/tasks/{task}/train.jsonl",
@@ -159,34 +165,36 @@ rule evaluate_seq2seq_student:
         "results/logs/seq2seq/evaluate/{teacher}/{task}/{corpus}/{route}/{size}.log",
     conda:
         "../../envs/medistill.yaml"
-    threads: rule_threads("eval_rules")
+    threads: PLAN.rule_threads("eval_rules")
     resources:
-        **rule_resources("eval_rules"),
+        **PLAN.rule_resources("eval_rules"),
     params:
-        identity=lambda wildcards: s2s_identity(wildcards, "student"),
-        settings=s2s_evaluation_settings,
+        identity=lambda wildcards: S2S.identity(wildcards, "student"),
+        settings=S2S.evaluation_settings,
     script:
         "../scripts/evaluate_seq2seq.py"
 
 
 rule evaluate_seq2seq_teacher:
     input:
-        unpack(s2s_test_files),
-        unpack(s2s_teacher_folder),
+        unpack(S2S.test_files),
+        unpack(S2S.teacher_folder),
         train="results/seq2seq/tasks/{task}/train.jsonl",
     output:
         "results/seq2seq/eval/{teacher}/{task}/teacher.json",
         "results/seq2seq/eval/{teacher}/{task}/teacher.outputs.jsonl",
     log:
         "results/logs/seq2seq/evaluate/{teacher}/{task}/teacher.log",
+    wildcard_constraints:
+        teacher=S2S.finetuned_pattern,
     conda:
         "../../envs/medistill.yaml"
-    threads: rule_threads("eval_rules")
+    threads: PLAN.rule_threads("eval_rules")
     resources:
-        **rule_resources("eval_rules"),
+        **PLAN.rule_resources("eval_rules"),
     params:
-        identity=lambda wildcards: s2s_identity(wildcards, "teacher"),
-        settings=s2s_evaluation_settings,
+        identity=lambda wildcards: S2S.identity(wildcards, "teacher"),
+        settings=S2S.evaluation_settings,
     script:
         "../scripts/evaluate_seq2seq.py"
 
@@ -194,7 +202,7 @@ rule evaluate_seq2seq_teacher:
 # The lead baseline (the report's first sentences): what any teacher must beat.
 rule evaluate_seq2seq_lead:
     input:
-        unpack(s2s_test_files),
+        unpack(S2S.test_files),
     output:
         "results/seq2seq/eval/lead/{task}.json",
         "results/seq2seq/eval/lead/{task}.outputs.jsonl",
@@ -202,19 +210,19 @@ rule evaluate_seq2seq_lead:
         "results/logs/seq2seq/evaluate/lead/{task}.log",
     conda:
         "../../envs/medistill.yaml"
-    threads: rule_threads("cpu_rules")
+    threads: PLAN.rule_threads("cpu_rules")
     resources:
-        **rule_resources("cpu_rules"),
+        **PLAN.rule_resources("cpu_rules"),
     params:
-        identity=lambda wildcards: s2s_identity(wildcards, "baseline"),
-        settings=s2s_evaluation_settings,
+        identity=lambda wildcards: S2S.identity(wildcards, "baseline"),
+        settings=S2S.evaluation_settings,
     script:
         "../scripts/evaluate_seq2seq.py"
 
 
 rule seq2seq_report:
     input:
-        s2s_evaluation_files,
+        S2S.evaluation_files,
     output:
         csv=report(
             "results/seq2seq/report/tradeoff.csv",
@@ -235,10 +243,58 @@ rule seq2seq_report:
         "results/logs/seq2seq/report.log",
     conda:
         "../../envs/medistill.yaml"
-    threads: rule_threads("cpu_rules")
+    threads: PLAN.rule_threads("cpu_rules")
     resources:
-        **rule_resources("cpu_rules"),
+        **PLAN.rule_resources("cpu_rules"),
     params:
-        settings=s2s_report_settings,
+        settings=S2S.report_settings,
     script:
         "../scripts/seq2seq_report.py"
+
+
+# A prompted instruction LLM as teacher (seq2seq.llm_teachers): its outputs on the transfer
+# corpus are the sequence route's targets, with their provenance (weights, prompt, decoding);
+# the prompt's instruction is in the settings, so editing it reruns them.
+rule cache_llm_outputs:
+    input:
+        docs="results/corpus/{corpus}/augmented.jsonl",
+        train="results/seq2seq/tasks/{task}/train.jsonl",
+    output:
+        outputs="results/seq2seq/cache/{teacher}/{task}/{corpus}/outputs.jsonl",
+        provenance="results/seq2seq/cache/{teacher}/{task}/{corpus}/provenance.json",
+    log:
+        "results/logs/seq2seq/cache_llm_outputs/{teacher}/{task}/{corpus}.log",
+    wildcard_constraints:
+        teacher=S2S.llm_pattern,
+    conda:
+        "../../envs/medistill.yaml"
+    threads: PLAN.rule_threads("gpu_rules")
+    resources:
+        **PLAN.rule_resources("gpu_rules"),
+    params:
+        settings=S2S.llm_outputs_settings,
+    script:
+        "../scripts/cache_llm_outputs.py"
+
+
+rule evaluate_seq2seq_llm_teacher:
+    input:
+        unpack(S2S.test_files),
+        train="results/seq2seq/tasks/{task}/train.jsonl",
+    output:
+        "results/seq2seq/eval/{teacher}/{task}/teacher.json",
+        "results/seq2seq/eval/{teacher}/{task}/teacher.outputs.jsonl",
+    log:
+        "results/logs/seq2seq/evaluate/{teacher}/{task}/teacher.log",
+    wildcard_constraints:
+        teacher=S2S.llm_pattern,
+    conda:
+        "../../envs/medistill.yaml"
+    threads: PLAN.rule_threads("eval_rules")
+    resources:
+        **PLAN.rule_resources("eval_rules"),
+    params:
+        identity=lambda wildcards: S2S.identity(wildcards, "teacher"),
+        settings=S2S.llm_evaluation_settings,
+    script:
+        "../scripts/evaluate_seq2seq_llm_teacher.py"

@@ -1,6 +1,6 @@
 rule prepare_task:
     input:
-        external_task_files,
+        PLAN.external_task_files,
     output:
         # the robustness sets: one file per name of medistill.tasks.ROBUSTNESS_SETS
         **{
@@ -15,11 +15,11 @@ rule prepare_task:
         "results/logs/prepare_task/{task}.log",
     conda:
         "../../envs/medistill.yaml"
-    threads: rule_threads("cpu_rules")
+    threads: PLAN.rule_threads("cpu_rules")
     resources:
-        **rule_resources("cpu_rules"),
+        **PLAN.rule_resources("cpu_rules"),
     params:
-        spec=lambda wildcards: config["tasks"][wildcards.task],
-        settings=config_slice("max_words_per_sentence", "seed"),
+        spec=PLAN.task_spec,
+        settings=settings("max_words_per_sentence", "seed"),
     script:
         "../scripts/prepare_task.py"

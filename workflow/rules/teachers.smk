@@ -2,18 +2,18 @@
 # config asks, trimmed to the vocabulary of the corpora and the task's train/dev text.
 rule prepare_teacher:
     input:
-        unpack(teacher_text_files),
+        unpack(PLAN.teacher_text_files),
     output:
         directory("results/teachers/{teacher}/base"),
     log:
         "results/logs/prepare_teacher/{teacher}.log",
     conda:
         "../../envs/medistill.yaml"
-    threads: rule_threads("cpu_rules")
+    threads: PLAN.rule_threads("cpu_rules")
     resources:
-        **rule_resources("cpu_rules"),
+        **PLAN.rule_resources("cpu_rules"),
     params:
-        settings=teacher_prepare_settings,
+        settings=PLAN.teacher_prepare_settings,
     script:
         "../scripts/prepare_teacher.py"
 
@@ -34,11 +34,11 @@ rule finetune_teacher:
         "results/logs/finetune_teacher/{teacher}/{task}.log",
     conda:
         "../../envs/medistill.yaml"
-    threads: rule_threads("gpu_rules")
+    threads: PLAN.rule_threads("gpu_rules")
     resources:
-        **rule_resources("gpu_rules"),
+        **PLAN.rule_resources("gpu_rules"),
     params:
         checkpoint="results/checkpoints/teachers/{teacher}/{task}.pt",
-        settings=teacher_finetune_settings,
+        settings=PLAN.teacher_finetune_settings,
     script:
         "../scripts/finetune_teacher.py"
