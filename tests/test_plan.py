@@ -41,7 +41,7 @@ def test_the_default_grid_has_each_student_and_its_gold_twin(plan_of):
 def test_a_distilled_student_reads_the_teacher_signal_and_its_twin_does_not(plan_of):
     plan = plan_of()
     distilled = plan.distill_inputs(student())
-    assert distilled["cache"] == ["results/cache/minilm-l6/synth/task/manifest.json"]
+    assert distilled["cache"] == ["results/cache/minilm-l6/synth/task/ner-synth/manifest.json"]
     assert distilled["train_cache"] == [
         "results/cache/minilm-l6/task-train/ner-synth/manifest.json"
     ]
@@ -80,8 +80,8 @@ def test_a_mix_reads_each_member_cache_and_starts_from_its_init(plan_of):
     )
     inputs = plan.distill_inputs(student(teacher="pair"))
     assert inputs["cache"] == [
-        "results/cache/minilm-l6/synth/task/manifest.json",
-        "results/cache/e5-small/synth/task/manifest.json",
+        "results/cache/minilm-l6/synth/task/ner-synth/manifest.json",
+        "results/cache/e5-small/synth/task/ner-synth/manifest.json",
     ]
     assert (
         plan.teacher_model(student(teacher="pair")) == "results/teachers/minilm-l6/ner-synth/model"
@@ -93,8 +93,8 @@ def test_a_mix_reads_each_member_cache_and_starts_from_its_init(plan_of):
 def test_compressed_sizes_come_from_their_trained_size(plan_of):
     plan = plan_of()
     assert plan.compressed_from(student(size="L3-int8")) == {
-        "model": "results/students/minilm-l6/synth/L3/model",
-        "seeds": "results/students/minilm-l6/synth/L3/seeds",
+        "model": "results/students/minilm-l6/ner-synth/synth/L3/model",
+        "seeds": "results/students/minilm-l6/ner-synth/synth/L3/seeds",
     }
     assert plan.size_runtime("L3-int8") == "int8" and plan.size_runtime("L3") == "torch"
 

@@ -298,7 +298,7 @@ def test_recommend_without_budgets_is_empty():
 
 
 def test_model_label_and_histories(tmp_path):
-    student = tmp_path / "results/students/t/c/L1/model"
+    student = tmp_path / "results/students/t/ner/c/L1/model"
     teacher = tmp_path / "results/teachers/t/ner/model"
     for folder, loss in ((student, 1.0), (teacher, 2.0)):
         write_json(folder / "training_history.json", [{"step": 0, "loss": loss}])
@@ -337,7 +337,9 @@ def full_report(tmp_path_factory):
     ]
     paths = [write_json(tmp_path / "eval" / f"{i}.json", r) for i, r in enumerate(records)]
     models = [tmp_path / "results/teachers/camembert/quaero/model"]
-    models += [tmp_path / f"results/students/camembert/{c}/small/model" for c in ("wiki", "pubmed")]
+    models += [
+        tmp_path / f"results/students/camembert/quaero/{c}/small/model" for c in ("wiki", "pubmed")
+    ]
     for i, folder in enumerate(models):
         history = [{"step": s, "loss": 2.0 / (s + 1 + i), "lr": 1e-4} for s in range(0, 50, 10)]
         write_json(folder / "training_history.json", history)

@@ -111,7 +111,7 @@ def test_report_html_renders_its_plots_in_chromium(tmp_path):
         paths.append(tmp_path / "eval" / f"{i}.json")
         paths[-1].parent.mkdir(parents=True, exist_ok=True)
         paths[-1].write_text(json.dumps(record))
-    model = tmp_path / "results/students/minilm/synth/L1/model"
+    model = tmp_path / "results/students/minilm/ner-synth/synth/L1/model"
     model.mkdir(parents=True)
     (model / "training_history.json").write_text(
         json.dumps([{"step": s, "loss": 3.0 / (1 + s)} for s in range(0, 40, 5)])

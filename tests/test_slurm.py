@@ -400,7 +400,7 @@ def test_cancelled_distillation_resumes_from_its_checkpoint(slurm_env, smoke_swe
     rerun = ("--forcerun", "distill_student")
     started = time.monotonic()
     on_slurm = slurm_run(cluster, slurm_env, LONG_DISTILL, extra=rerun)
-    checkpoint = cluster / "results/checkpoints/students/minilm-l6/synth/L1-seed13.pt"
+    checkpoint = cluster / "results/checkpoints/students/minilm-l6/ner-synth/synth/L1-seed13.pt"
 
     def running_distillation():
         jobs = slurm_jobs(slurm_env, cluster)

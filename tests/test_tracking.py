@@ -263,7 +263,9 @@ def check_server(uri: str, results: Path) -> dict[str, str]:
     }
     for name in ("finetune/minilm-l6/ner-synth", "distill/minilm-l6/synth/L1"):
         model = (
-            "teachers/minilm-l6/ner-synth" if "finetune" in name else "students/minilm-l6/synth/L1"
+            "teachers/minilm-l6/ner-synth"
+            if "finetune" in name
+            else "students/minilm-l6/ner-synth/synth/L1"
         )
         saved = json.loads((results / model / "model" / "training_history.json").read_text())
         curve = client.get_metric_history(by_name[name].info.run_id, "train_loss")
@@ -310,7 +312,7 @@ def test_smoke_sweep_with_server_down_then_relog_then_live_server(tmp_path):
     for log in logs:
         assert log.read_text().count(WARNING) == 1, log
     assert not (results / "mlflow.db").exists()
-    cards = list((results / "students").glob("*/*/*/model/README.md"))
+    cards = list((results / "students").glob("*/*/*/*/model/README.md"))
     cards += list((results / "teachers").glob("*/*/model/README.md"))
     assert len(cards) == 9  # the teacher, four students (the int8 one included), four baselines
     assert "Intended use" in cards[0].read_text()

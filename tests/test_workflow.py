@@ -88,10 +88,10 @@ def test_student_grid_config_plans_every_shape_and_the_mix(tmp_path):
     mix_job = next(
         block
         for block in run.stdout.split("\n\n")
-        if "output: results/students/e5-minilm/synth/L2/model" in block
+        if "output: results/students/e5-minilm/ner-synth/synth/L2/model" in block
     )
-    assert "results/cache/e5-small/synth/task/manifest.json" in mix_job
-    assert "results/cache/minilm-l6/synth/task/manifest.json" in mix_job
+    assert "results/cache/e5-small/synth/task/ner-synth/manifest.json" in mix_job
+    assert "results/cache/minilm-l6/synth/task/ner-synth/manifest.json" in mix_job
     assert "results/teachers/e5-small/ner-synth/model" in mix_job
 
 
@@ -146,7 +146,7 @@ def test_smoke_sweep_end_to_end(smoke_sweep):
         assert (table[column] > 0).all(), column
     assert set(table["energy_country"]) == {"FRA"}
     history = json.loads(
-        (results / "students/minilm-l6/synth/L1/model/training_history.json").read_text()
+        (results / "students/minilm-l6/ner-synth/synth/L1/model/training_history.json").read_text()
     )
     assert [p["step"] for p in history if "dev_f1" in p] == [4, 9]  # eval_every 5, 10 steps
     for column in (
@@ -201,7 +201,9 @@ def test_smoke_sweep_end_to_end(smoke_sweep):
     assert 0 < evaluation["p_vs_baseline"] <= 1 and 0 < evaluation["p_vs_baseline_sentences"] <= 1
     compared = table[table["p_vs_baseline"].notna()]
     assert len(compared) == 4 and (compared["p_holm"] >= compared["p_vs_baseline"]).all()
-    manifest = json.loads((results / "cache/minilm-l6/synth/task/manifest.json").read_text())
+    manifest = json.loads(
+        (results / "cache/minilm-l6/synth/task/ner-synth/manifest.json").read_text()
+    )
     assert manifest["kind"] == "task" and manifest["shape"][1] == 11
     general = json.loads((results / "cache/minilm-l6/synth/general/manifest.json").read_text())
     assert general["kind"] == "hidden" and general["hidden_layers"] == [6]
@@ -213,7 +215,7 @@ def test_smoke_sweep_end_to_end(smoke_sweep):
     from transformers import pipeline
 
     tagger = pipeline(
-        "token-classification", model=str(results / "students/minilm-l6/synth/L1/model")
+        "token-classification", model=str(results / "students/minilm-l6/ner-synth/synth/L1/model")
     )
     assert isinstance(tagger("Patient traité par amoxicilline pour une pneumopathie."), list)
 
@@ -326,15 +328,15 @@ def test_recipe_levers_run_end_to_end(smoke_sweep, tmp_path):
     assert run.returncode == 0, run.stderr[-5000:]
     assert "finetune_teacher" not in run.stderr
     cache = workdir / "results" / "cache" / "minilm-l6"
-    averaged = json.loads((cache / "synth" / "task" / "manifest.json").read_text())
+    averaged = json.loads((cache / "synth/task/ner-synth/manifest.json").read_text())
     assert averaged["teacher_sha"].count("+") == 1  # the kept run and the other seed's
-    for hidden_cache in ("task-hidden/synth", "task-hidden-train/ner-synth"):
+    for hidden_cache in ("synth/hidden/ner-synth", "task-hidden-train/ner-synth"):
         manifest = json.loads((cache / hidden_cache / "manifest.json").read_text())
         assert manifest["kind"] == "hidden" and manifest["hidden_layers"] == [6]
         assert manifest["hidden_input"] == "unmasked"
 
     def distillation(corpus, size):
-        folder = workdir / "results" / "students" / "minilm-l6" / corpus / size / "model"
+        folder = workdir / "results/students/minilm-l6/ner-synth" / corpus / size / "model"
         return json.loads((folder / "config.json").read_text())["medistill_distillation"]
 
     transfer = read_sentences(workdir / "results/corpus/synth/augmented.jsonl", 64)

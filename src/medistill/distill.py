@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -223,27 +224,47 @@ def intermediate_transfer(
     }
 
 
-def distill_student(
-    config: dict,
-    *,
-    teacher: str,
-    corpus: str,
-    size: str,
-    teacher_dir: Path,
-    base_dir: Path | None,
-    corpus_path: Path | None,
-    task_dir: Path,
-    manifest_paths: list[Path],
-    general_manifest: Path | None,
-    out_dir: Path,
-    seeds_dir: Path,
-    checkpoint: Path,
-    log_run: Callable[..., object],
-    train_manifest_paths: list[Path] = (),
-    budget_corpora: list[Path] = (),
-    hidden_manifest: Path | None = None,
-    train_hidden_manifest: Path | None = None,
-) -> list[dict]:
+@dataclass(frozen=True)
+class StudentRun:
+    """One student's job (rule distill_student): its names and the files it reads and writes.
+    A baseline (corpus `gold`) has no caches; a general-mode size has `general_manifest`."""
+
+    teacher: str
+    corpus: str
+    size: str
+    teacher_dir: Path
+    task_dir: Path
+    out_dir: Path
+    seeds_dir: Path
+    checkpoint: Path
+    base_dir: Path | None = None
+    corpus_path: Path | None = None
+    manifest_paths: Sequence[Path] = ()
+    train_manifest_paths: Sequence[Path] = ()
+    hidden_manifest: Path | None = None
+    train_hidden_manifest: Path | None = None
+    general_manifest: Path | None = None
+    budget_corpora: Sequence[Path] = ()
+
+    @property
+    def baseline(self) -> bool:
+        return self.corpus == BASELINE_CORPUS
+
+
+@dataclass
+class TrainingSignal:
+    """What the student learns from: its examples, the objective, the recipe with its steps
+    sized, the share of transfer and gold-train sentences, and the cache shards it read."""
+
+    examples: list[dict]
+    objective: TaskObjective
+    recipe: dict
+    share: dict = field(default_factory=lambda: {"transfer": 0.0, "gold_train": 1.0})
+    n_transfer: int = 0
+    cache_shards: list | None = None
+
+
+def distill_student(config: dict, run: StudentRun, log_run: Callable[..., object]) -> list[dict]:
     """Train a student token classifier in the size's mode, one run per seed (see
     `train_seeds`); save the run with the best dev F1 as a model folder.
 
@@ -252,174 +273,198 @@ def distill_student(
     - `general`: cut from the pretrained teacher, distilled from the general cache, then
       fine-tuned on the task's gold train split (the teacher's labels are not used);
     - `general+task`: the general stage, then the task stage (TinyBERT's two stages).
-    With `distill.gold_ratio` > 0 the task stage also learns from the task's gold train split
-    (the teacher's logits on it, `train_manifest_paths`, and its gold tags), that share of
-    each epoch's sentences (see `mix_examples`).
     The corpus `gold` is the baseline: the same student (same cut, same initial weights, no
     general stage) trained on the gold train split alone for the same steps, with no teacher.
-    With `hidden_manifest` (and `train_hidden_manifest` for the train split), the task stage
-    also matches the fine-tuned teacher's cached hidden states (`distill.intermediate`).
-    With `distill.epochs`, steps are sized from the data (`epoch_budget`); a run on the train
-    split alone takes the largest budget of `budget_corpora` (the sweep's transfer corpora).
     The teacher never runs here: its outputs come from the caches.
     """
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     remote = config["trust_remote_code"]
-    spec, recipe = config["sizes"][size], config["distill"]
-    mode = spec["mode"]
-    tokenizer = AutoTokenizer.from_pretrained(teacher_dir, trust_remote_code=remote)
-    labels = read_json(Path(task_dir) / "labels.json")
-    gold_train = read_jsonl(Path(task_dir) / "train.jsonl")
-    baseline = corpus == BASELINE_CORPUS
-    if corpus_path:  # a baseline reads the corpus only for its gold tags (corpus_gold)
-        sentences = read_sentences(corpus_path, config["max_words_per_sentence"])
-        sentences = corpus_gold(sentences, labels, corpus, recipe["corpus_gold"])
+    spec = config["sizes"][run.size]
+    tokenizer = AutoTokenizer.from_pretrained(run.teacher_dir, trust_remote_code=remote)
+    labels = read_json(Path(run.task_dir) / "labels.json")
+    gold_train = read_jsonl(Path(run.task_dir) / "train.jsonl")
+    sentences = []
+    if run.corpus_path:  # a baseline reads the corpus only for its gold tags (corpus_gold)
+        sentences = read_sentences(run.corpus_path, config["max_words_per_sentence"])
+        sentences = corpus_gold(sentences, labels, run.corpus, config["distill"]["corpus_gold"])
+    encoder, general_history = _student_start(config, run, spec, labels, sentences)
+    if run.baseline or spec["mode"] == "general":
         # runs on gold alone (the twin, a general-mode task stage) see the same corpus gold
         gold_pool = gold_train + [s for s in sentences if "tags" in s]
+        signal = _gold_signal(config, run, tokenizer, labels, gold_pool, len(gold_train))
     else:
-        gold_pool = gold_train
-    checkpoint = Path(checkpoint)
-    general_history, cache_shards = [], None
-    if baseline or mode == "task":
-        # the baseline of a general-mode size starts where its general stage would start
-        fine_tuned_cut = mode == "task" and spec["cut_from"] == "fine-tuned"
-
-        def encoder():
-            if fine_tuned_cut:
-                model = AutoModelForTokenClassification.from_pretrained(
-                    teacher_dir, trust_remote_code=remote
-                )
-            else:
-                model, _ = with_label_head(base_dir, labels, config)
-            return make_student(model, spec, size)
-    else:
-        folder = _general_stage(
-            config,
-            spec,
-            size,
-            Path(base_dir),
-            sentences,
-            general_manifest,
-            checkpoint.with_name(checkpoint.stem + "-general"),
-        )
-        general_history = read_json(folder / "training_history.json")
-
-        def encoder():
-            return with_label_head(folder, labels, config)[0]
-
-    share = {"transfer": 0.0, "gold_train": 1.0, "n_transfer": 0}
-    if baseline or mode == "general":  # gold tags only, no teacher logits
-        examples = build_examples(tokenizer, gold_pool, labels, config["max_length"])
-        objective = TaskObjective(temperature=1.0, kl_weight=0.0, ce_weight=1.0)
-        corpus_sizes = [
-            len(read_sentences(path, config["max_words_per_sentence"])) for path in budget_corpora
-        ]
-        recipe = max(
-            (epoch_budget(recipe, n, len(gold_train)) for n in corpus_sizes or [0]),
-            key=lambda budget: budget["steps"],
-        )
-    else:
-        hidden_layers = []
-
-        def with_logits(paths, texts, hidden_path):
-            manifest, logits = _teacher_logits(config, teacher, paths, texts, tokenizer)
-            if manifest["labels"] != labels:
-                raise ValueError(
-                    f"{paths[0]}: cached labels {manifest['labels']} differ from the task's "
-                    f"{labels}; delete the cache and rerun"
-                )
-            shards = [manifest["shards"]]
-            if recipe["targets"] == "hard":  # the teacher's tags where there is no gold
-                texts, logits = pseudo_labelled(texts, logits, labels), None
-            examples = build_examples(tokenizer, texts, labels, config["max_length"], logits)
-            if hidden_path:
-                hidden = with_hidden_states(examples, hidden_path, tokenizer, texts)
-                hidden_layers[:] = hidden["hidden_layers"]
-                shards.append(hidden["shards"])
-            return examples, shards
-
-        examples, cache_shards = with_logits(manifest_paths, sentences, hidden_manifest)
-        share["n_transfer"] = len(examples)
-        gold_share = 0.0
-        if recipe["gold_ratio"] > 0:
-            train_examples, train_shards = with_logits(
-                train_manifest_paths, gold_train, train_hidden_manifest
-            )
-            mixed = mix_examples(examples, train_examples, recipe["gold_ratio"])
-            transfer_kept = share["n_transfer"] if recipe["gold_ratio"] < 1 else 0
-            examples, cache_shards = mixed, [cache_shards, train_shards]
-            # the share the mix gives, not the nominal ratio: the train split is repeated a
-            # whole number of times (0.30 of the examples for a gold_ratio of 0.25, say)
-            gold_share = 1.0 - transfer_kept / len(examples)
-        share |= {"transfer": 1.0 - gold_share, "gold_train": gold_share}
-        recipe = epoch_budget(recipe, share["n_transfer"], len(gold_train))
-        hard = recipe["targets"] == "hard"
-        weights = (
-            {"temperature": 1.0, "kl_weight": 0.0, "ce_weight": 1.0}
-            if hard
-            else {k: recipe[k] for k in ("temperature", "kl_weight", "ce_weight")}
-        )
-        objective = TaskObjective(
-            **weights,
-            **(intermediate_transfer(recipe, spec, teacher_dir, hidden_layers, remote)),
-        )
+        signal = _teacher_signal(config, run, spec, tokenizer, labels, sentences, gold_train)
 
     def new_model():
         student = encoder()
         student.config.medistill_distillation = {
-            "teacher": teacher,
-            "corpus": corpus,
-            "mode": "baseline" if baseline else mode,
-            "cut_from": spec["cut_from"] if mode == "task" else "pretrained",
-            "recipe": recipe,
+            "teacher": run.teacher,
+            "corpus": run.corpus,
+            "mode": "baseline" if run.baseline else spec["mode"],
+            "cut_from": spec["cut_from"] if spec["mode"] == "task" else "pretrained",
+            "recipe": signal.recipe,
         }
         return student
 
     runs = train_seeds(
         config,
         new_model,
-        examples,
-        recipe,
-        objective=objective,
+        signal.examples,
+        signal.recipe,
+        objective=signal.objective,
         tokenizer=tokenizer,
-        dev_score=ner_dev_score(config, tokenizer, read_jsonl(Path(task_dir) / "dev.jsonl")),
-        checkpoint=checkpoint,
+        dev_score=ner_dev_score(config, tokenizer, read_jsonl(Path(run.task_dir) / "dev.jsonl")),
+        checkpoint=Path(run.checkpoint),
         fingerprint=config_hash(
-            {"recipe": stopping_free(recipe), "size": spec, "cache": cache_shards}
+            {"recipe": stopping_free(signal.recipe), "size": spec, "cache": signal.cache_shards}
         ),
-        desc=f"distilling {teacher}/{corpus}/{size}",
-        out_dir=Path(out_dir),
-        seeds_dir=Path(seeds_dir),
+        desc=f"distilling {run.teacher}/{run.corpus}/{run.size}",
+        out_dir=Path(run.out_dir),
+        seeds_dir=Path(run.seeds_dir),
     )
-    history = general_history + read_json(Path(out_dir) / "training_history.json")
-    write_json(history, Path(out_dir) / "training_history.json")
-    trained = AutoModelForTokenClassification.from_pretrained(out_dir, trust_remote_code=remote)
+    history = general_history + read_json(Path(run.out_dir) / "training_history.json")
+    write_json(history, Path(run.out_dir) / "training_history.json")
+    trained = AutoModelForTokenClassification.from_pretrained(run.out_dir, trust_remote_code=remote)
     kept = max(runs, key=lambda r: r["dev_f1"])
-    seen = kept["steps_run"] * recipe["batch_size"] * recipe["grad_accumulation"]
-    budget = {
-        "sentences_seen": seen,
-        "transfer_epochs": seen * share["transfer"] / share["n_transfer"]
-        if share["n_transfer"]
-        else 0.0,
-        "gold_train_epochs": seen * share["gold_train"] / len(gold_train),
-        "gold_share": share["gold_train"],
-    }
     log_run(
-        f"distill/{teacher}/{corpus}/{size}",
-        params={"distill": recipe, "size": spec, "seeds": seed_list(config)},
-        metrics=dev_summary(runs) | count_parameters(trained) | budget,
+        f"distill/{run.teacher}/{run.corpus}/{run.size}",
+        params={"distill": signal.recipe, "size": spec, "seeds": seed_list(config)},
+        metrics=dev_summary(runs)
+        | count_parameters(trained)
+        | _data_seen(kept, signal, len(gold_train)),
         tags={
             "stage": "distill",
-            "mode": mode,
-            "teacher": teacher,
-            "corpus": corpus,
-            "size": size,
-            "licence": config["teachers"][teacher]["licence"],
+            "mode": spec["mode"],
+            "teacher": run.teacher,
+            "corpus": run.corpus,
+            "size": run.size,
+            "licence": config["teachers"][run.teacher]["licence"],
         },
         history=history,
     )
     return runs
+
+
+def _student_start(config: dict, run: StudentRun, spec: dict, labels: list[str], sentences):
+    """A factory of the student's initial weights, and the general stage's loss history: cut
+    from the fine-tuned or pretrained teacher; or, for a general mode, the pretrained cut after
+    its general stage (run here). A baseline starts where its size's general stage would."""
+    if run.baseline or spec["mode"] == "task":
+        fine_tuned_cut = spec["mode"] == "task" and spec["cut_from"] == "fine-tuned"
+
+        def encoder():
+            if fine_tuned_cut:
+                from transformers import AutoModelForTokenClassification
+
+                model = AutoModelForTokenClassification.from_pretrained(
+                    run.teacher_dir, trust_remote_code=config["trust_remote_code"]
+                )
+            else:
+                model, _ = with_label_head(run.base_dir, labels, config)
+            return make_student(model, spec, run.size)
+
+        return encoder, []
+    checkpoint = Path(run.checkpoint)
+    folder = _general_stage(
+        config,
+        spec,
+        run.size,
+        Path(run.base_dir),
+        sentences,
+        run.general_manifest,
+        checkpoint.with_name(checkpoint.stem + "-general"),
+    )
+    return (lambda: with_label_head(folder, labels, config)[0]), read_json(
+        folder / "training_history.json"
+    )
+
+
+def _gold_signal(
+    config: dict, run: StudentRun, tokenizer, labels: list[str], gold_pool, n_gold_train: int
+) -> TrainingSignal:
+    """Gold tags alone, no teacher: the largest step budget of the sweep's transfer corpora
+    (`budget_corpora`) when steps are sized from epochs, so the twin trains as long."""
+    corpus_sizes = [
+        len(read_sentences(path, config["max_words_per_sentence"])) for path in run.budget_corpora
+    ]
+    recipe = max(
+        (epoch_budget(config["distill"], n, n_gold_train) for n in corpus_sizes or [0]),
+        key=lambda budget: budget["steps"],
+    )
+    return TrainingSignal(
+        examples=build_examples(tokenizer, gold_pool, labels, config["max_length"]),
+        objective=TaskObjective(temperature=1.0, kl_weight=0.0, ce_weight=1.0),
+        recipe=recipe,
+    )
+
+
+def _teacher_signal(
+    config: dict, run: StudentRun, spec: dict, tokenizer, labels, sentences, gold_train
+) -> TrainingSignal:
+    """The teacher's cached logits over the transfer corpus (and its hidden states with
+    `distill.intermediate`); with `distill.gold_ratio` > 0 the gold train split with the
+    teacher's logits on it too, that share of each epoch's sentences (`mix_examples`)."""
+    recipe = config["distill"]
+    hidden_layers = []
+
+    def with_logits(paths, texts, hidden_path):
+        manifest, logits = _teacher_logits(config, run.teacher, paths, texts, tokenizer)
+        if manifest["labels"] != labels:
+            raise ValueError(
+                f"{paths[0]}: cached labels {manifest['labels']} differ from the task's "
+                f"{labels}; delete the cache and rerun"
+            )
+        shards = [manifest["shards"]]
+        if recipe["targets"] == "hard":  # the teacher's tags where there is no gold
+            texts, logits = pseudo_labelled(texts, logits, labels), None
+        examples = build_examples(tokenizer, texts, labels, config["max_length"], logits)
+        if hidden_path:
+            hidden = with_hidden_states(examples, hidden_path, tokenizer, texts)
+            hidden_layers[:] = hidden["hidden_layers"]
+            shards.append(hidden["shards"])
+        return examples, shards
+
+    examples, cache_shards = with_logits(run.manifest_paths, sentences, run.hidden_manifest)
+    n_transfer = len(examples)
+    gold_share = 0.0
+    if recipe["gold_ratio"] > 0:
+        train_examples, train_shards = with_logits(
+            run.train_manifest_paths, gold_train, run.train_hidden_manifest
+        )
+        mixed = mix_examples(examples, train_examples, recipe["gold_ratio"])
+        transfer_kept = n_transfer if recipe["gold_ratio"] < 1 else 0
+        examples, cache_shards = mixed, [cache_shards, train_shards]
+        # the share the mix gives, not the nominal ratio: the train split is repeated a whole
+        # number of times (0.30 of the examples for a gold_ratio of 0.25, say)
+        gold_share = 1.0 - transfer_kept / len(examples)
+    recipe = epoch_budget(recipe, n_transfer, len(gold_train))
+    weights = (
+        {"temperature": 1.0, "kl_weight": 0.0, "ce_weight": 1.0}
+        if recipe["targets"] == "hard"
+        else {k: recipe[k] for k in ("temperature", "kl_weight", "ce_weight")}
+    )
+    remote = config["trust_remote_code"]
+    objective = TaskObjective(
+        **weights,
+        **(intermediate_transfer(recipe, spec, run.teacher_dir, hidden_layers, remote)),
+    )
+    share = {"transfer": 1.0 - gold_share, "gold_train": gold_share}
+    return TrainingSignal(examples, objective, recipe, share, n_transfer, cache_shards)
+
+
+def _data_seen(kept: dict, signal: TrainingSignal, n_gold_train: int) -> dict:
+    """What the kept run saw: sentences, epochs of the transfer corpus and of the gold train
+    split, and the actual gold share."""
+    recipe = signal.recipe
+    seen = kept["steps_run"] * recipe["batch_size"] * recipe["grad_accumulation"]
+    transfer = seen * signal.share["transfer"] / signal.n_transfer if signal.n_transfer else 0.0
+    return {
+        "sentences_seen": seen,
+        "transfer_epochs": transfer,
+        "gold_train_epochs": seen * signal.share["gold_train"] / n_gold_train,
+        "gold_share": signal.share["gold_train"],
+    }
 
 
 @torch.no_grad()

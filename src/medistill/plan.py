@@ -126,8 +126,12 @@ class Plan:
             name: f"{folder}/test_{name}.jsonl" for name in ROBUSTNESS_SETS
         }
 
+    def teacher_task(self, teacher: str) -> str:
+        """The task a teacher is fine-tuned on (the sweep's, or a mix member's own)."""
+        return self.config["teachers"][teacher]["task"]
+
     def fine_tuned(self, teacher: str) -> str:
-        return f"results/teachers/{teacher}/{self.config['teachers'][teacher]['task']}/model"
+        return f"results/teachers/{teacher}/{self.teacher_task(teacher)}/model"
 
     def init_teacher(self, teacher: str) -> str:
         """The teacher whose weights and tokenizer a student starts from (a mix's `init`)."""
@@ -249,22 +253,24 @@ class Plan:
         inputs = {"docs": f"results/corpus/{wildcards.corpus}/augmented.jsonl"}
         if mode != "general":
             inputs["cache"] = [
-                f"results/cache/{m}/{wildcards.corpus}/task/manifest.json" for m in members
+                f"results/cache/{m}/{wildcards.corpus}/task/{self.teacher_task(m)}/manifest.json"
+                for m in members
             ]
             # the task's own train split, with the teacher's logits on it (distill.gold_ratio)
             gold_mixed = distill["gold_ratio"] > 0
             if gold_mixed:
                 inputs["train_cache"] = [
-                    f"results/cache/{m}/task-train/{self.task}/manifest.json" for m in members
+                    f"results/cache/{m}/task-train/{wildcards.task}/manifest.json" for m in members
                 ]
             # hidden states of the teacher the student is cut from (distill.intermediate)
             if self.intermediate_transfer():
                 inputs["hidden_cache"] = (
-                    f"results/cache/{init}/task-hidden/{wildcards.corpus}/manifest.json"
+                    f"results/cache/{init}/{wildcards.corpus}/hidden/{self.teacher_task(init)}/"
+                    "manifest.json"
                 )
                 if gold_mixed:
                     inputs["train_hidden_cache"] = (
-                        f"results/cache/{init}/task-hidden-train/{self.task}/manifest.json"
+                        f"results/cache/{init}/task-hidden-train/{wildcards.task}/manifest.json"
                     )
         if mode != "task":  # the general stage learns from the init teacher alone
             inputs["general_cache"] = (
@@ -295,7 +301,9 @@ class Plan:
 
     def compressed_from(self, wildcards) -> dict:
         source = self.config["sizes"][wildcards.size]["from"]
-        folder = f"results/students/{wildcards.teacher}/{wildcards.corpus}/{source}"
+        folder = (
+            f"results/students/{wildcards.teacher}/{wildcards.task}/{wildcards.corpus}/{source}"
+        )
         return {"model": f"{folder}/model", "seeds": f"{folder}/seeds"}
 
     def compress_kind(self, wildcards) -> str:
@@ -341,7 +349,9 @@ class Plan:
     def trained_models(self) -> list[str]:
         """The trained models, whose saved loss histories make the training-curve plot."""
         teachers = [self.fine_tuned(t) for t in self.reference_encoders()]
-        return teachers + self.student_files("results/students/{teacher}/{corpus}/{size}/model")
+        return teachers + self.student_files(
+            "results/students/{teacher}/{task}/{corpus}/{size}/model"
+        )
 
     # --- generative taggers in the NER comparison ------------------------------------------------
 
@@ -395,12 +405,13 @@ class Plan:
         folder (a prompted one is read from its source), the task's labels and its train split
         (few-shot examples)."""
         tagger = self.config["teachers"][wildcards.teacher]["labels_from"]
+        task = wildcards.task
         inputs = {
-            "labels": f"results/tasks/{self.task}/labels.json",
-            "train": f"results/tasks/{self.task}/train.jsonl",
+            "labels": f"results/tasks/{task}/labels.json",
+            "train": f"results/tasks/{task}/train.jsonl",
         }
         if self.config["generative"]["taggers"][tagger]["kind"] in TRAINED_TAGGERS:
-            inputs["model"] = f"results/generative/{tagger}/{self.task}/model"
+            inputs["model"] = f"results/generative/{tagger}/{task}/model"
         return inputs
 
     def silver_settings(self, wildcards) -> dict:

@@ -150,11 +150,12 @@ def plot_robustness(df: pd.DataFrame, path: str | Path) -> None:
 
 
 def model_label(model_dir: str | Path) -> str:
-    """``teacher/corpus/size`` for a student folder, ``teacher (teacher)`` for a teacher's."""
+    """``teacher/corpus/size`` for a student folder (``students/TEACHER/TASK/CORPUS/SIZE/model``),
+    ``teacher (teacher)`` for a teacher's."""
     parts = Path(model_dir).parts
     if "students" in parts:
         i = len(parts) - 1 - parts[::-1].index("students")
-        return "/".join(parts[i + 1 : i + 4])
+        return "/".join((parts[i + 1], *parts[i + 3 : i + 5]))
     if "teachers" in parts:
         i = len(parts) - 1 - parts[::-1].index("teachers")
         return f"{parts[i + 1]} (teacher)"

@@ -6,9 +6,9 @@ rule cache_teacher_logits:
         teacher=PLAN.teacher_model,
         sentences="results/corpus/{corpus}/augmented.jsonl",
     output:
-        "results/cache/{teacher}/{corpus}/task/manifest.json",
+        "results/cache/{teacher}/{corpus}/task/{task}/manifest.json",
     log:
-        "results/logs/cache_teacher_logits/{teacher}/{corpus}.log",
+        "results/logs/cache_teacher_logits/{teacher}/{corpus}/{task}.log",
     wildcard_constraints:
         teacher=PLAN.encoder_teachers,
     conda:
@@ -52,9 +52,9 @@ rule cache_teacher_hidden:
         teacher=PLAN.teacher_model,
         sentences="results/corpus/{corpus}/augmented.jsonl",
     output:
-        "results/cache/{teacher}/task-hidden/{corpus}/manifest.json",
+        "results/cache/{teacher}/{corpus}/hidden/{task}/manifest.json",
     log:
-        "results/logs/cache_teacher_hidden/{teacher}/{corpus}.log",
+        "results/logs/cache_teacher_hidden/{teacher}/{corpus}/{task}.log",
     conda:
         "../../envs/medistill.yaml"
     threads: PLAN.rule_threads("gpu_rules")

@@ -20,7 +20,6 @@ except ConfigError as error:
 
 PLAN = Plan(config)
 S2S = PLAN.seq2seq
-TASK = PLAN.task
 
 
 wildcard_constraints:

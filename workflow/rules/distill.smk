@@ -5,14 +5,14 @@ rule distill_student:
     input:
         unpack(PLAN.distill_inputs),
         teacher=PLAN.teacher_model,
-        train=f"results/tasks/{TASK}/train.jsonl",
-        dev=f"results/tasks/{TASK}/dev.jsonl",
-        labels=f"results/tasks/{TASK}/labels.json",
+        train="results/tasks/{task}/train.jsonl",
+        dev="results/tasks/{task}/dev.jsonl",
+        labels="results/tasks/{task}/labels.json",
     output:
-        model=directory("results/students/{teacher}/{corpus}/{size}/model"),
-        seeds=directory("results/students/{teacher}/{corpus}/{size}/seeds"),
+        model=directory("results/students/{teacher}/{task}/{corpus}/{size}/model"),
+        seeds=directory("results/students/{teacher}/{task}/{corpus}/{size}/seeds"),
     log:
-        "results/logs/distill_student/{teacher}/{corpus}/{size}.log",
+        "results/logs/distill_student/{teacher}/{task}/{corpus}/{size}.log",
     wildcard_constraints:
         size=PLAN.trained_sizes,
     conda:
@@ -21,7 +21,7 @@ rule distill_student:
     resources:
         **PLAN.rule_resources("gpu_rules"),
     params:
-        checkpoint="results/checkpoints/students/{teacher}/{corpus}/{size}.pt",
+        checkpoint="results/checkpoints/students/{teacher}/{task}/{corpus}/{size}.pt",
         settings=PLAN.distill_settings,
     script:
         "../scripts/distill_student.py"
@@ -33,10 +33,10 @@ rule compress_student:
     input:
         unpack(PLAN.compressed_from),
     output:
-        model=directory("results/students/{teacher}/{corpus}/{size}/model"),
-        seeds=directory("results/students/{teacher}/{corpus}/{size}/seeds"),
+        model=directory("results/students/{teacher}/{task}/{corpus}/{size}/model"),
+        seeds=directory("results/students/{teacher}/{task}/{corpus}/{size}/seeds"),
     log:
-        "results/logs/compress_student/{teacher}/{corpus}/{size}.log",
+        "results/logs/compress_student/{teacher}/{task}/{corpus}/{size}.log",
     wildcard_constraints:
         size=PLAN.compressed_sizes,
     conda:

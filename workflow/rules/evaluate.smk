@@ -4,8 +4,8 @@ rule evaluate_student:
     input:
         unpack(PLAN.task_test_files),
         unpack(PLAN.baseline_counts),
-        model="results/students/{teacher}/{corpus}/{size}/model",
-        seeds="results/students/{teacher}/{corpus}/{size}/seeds",
+        model="results/students/{teacher}/{task}/{corpus}/{size}/model",
+        seeds="results/students/{teacher}/{task}/{corpus}/{size}/seeds",
     output:
         scores="results/eval/{teacher}/{corpus}/{size}/{task}.json",
         counts="results/eval/{teacher}/{corpus}/{size}/{task}.counts.json",

@@ -57,9 +57,9 @@ rule cache_silver_tags:
         unpack(PLAN.silver_inputs),
         sentences="results/corpus/{corpus}/augmented.jsonl",
     output:
-        "results/cache/{teacher}/{corpus}/task/manifest.json",
+        "results/cache/{teacher}/{corpus}/task/{task}/manifest.json",
     log:
-        "results/logs/cache_silver_tags/{teacher}/{corpus}.log",
+        "results/logs/cache_silver_tags/{teacher}/{corpus}/{task}.log",
     wildcard_constraints:
         teacher=PLAN.generative_teachers,
     conda:
