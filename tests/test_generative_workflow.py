@@ -77,11 +77,8 @@ def test_a_finetuned_generative_tagger_is_a_report_row_and_teaches_a_student(smo
     assert 'id="generative"' in page and "parse.unparsed_share" in page
 
     # silver tags, cached with their provenance, teach a student compared with its baseline
-    manifest = json.loads(
-        (
-            workdir / "results" / "cache" / "gen-silver" / "synth" / "task" / "manifest.json"
-        ).read_text()
-    )
+    cache = workdir / "results/cache/gen-silver/synth/task/ner-synth"
+    manifest = json.loads((cache / "manifest.json").read_text())
     assert manifest["silver"]["labels_from"] == "gen"
     counts = manifest["silver"]["parse"]
     assert manifest["n_sentences"] > 0 and counts["lines"] == sum(

@@ -145,3 +145,19 @@ def test_the_llm_cache_reruns_on_a_prompt_edit_not_on_an_unrelated_one(plan_of):
     more_shots = LLM | {"llm_teachers": {"smol": SPEC | {"shots": 2}}}
     assert plan_of("seq2seq.yaml", seq2seq=more_shots).seq2seq.llm_outputs_settings(cache) != before
     assert before["instruction"] == INSTRUCTIONS["summary"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"init": "nobody"}, "llm_teachers.smol.init is 'nobody', which is not a single teacher"),
+        ({"source": "hub:org/model"}, "engine llama-cpp runs a GGUF file"),
+        ({"licence": "CC-BY-NC-4.0"}, "seq2seq.llm_teachers.smol.licence is 'CC-BY-NC-4.0'"),
+    ],
+)
+def test_a_bad_llm_teacher_stops_before_any_job(plan_of, entry, message):
+    from medistill.errors import ConfigError
+
+    bad = LLM | {"llm_teachers": {"smol": SPEC | entry}}
+    with pytest.raises(ConfigError, match=message):
+        plan_of("seq2seq.yaml", seq2seq=bad)

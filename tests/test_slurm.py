@@ -422,7 +422,7 @@ def test_cancelled_distillation_resumes_from_its_checkpoint(slurm_env, smoke_swe
 
     distillations = [j for j in slurm_jobs(slurm_env, cluster) if j["rule"] == "distill_student"]
     assert [j["JobState"] for j in distillations] == ["CANCELLED", "COMPLETED"], output[-4000:]
-    log = (cluster / "results/logs/distill_student/minilm-l6/synth/L1.log").read_text()
+    log = (cluster / "results/logs/distill_student/minilm-l6/ner-synth/synth/L1.log").read_text()
     resumed = re.search(r"resuming distilling minilm-l6/synth/L1 \(seed 13\) from step (\d+)", log)
     assert resumed and 0 < int(resumed.group(1)) < 150, log[-3000:]
     pd.testing.assert_frame_equal(

@@ -1,9 +1,10 @@
 from medistill.runtime import prepare_job
 from medistill.seq2seq_evaluate import evaluate_seq2seq
+from medistill.seq2seq_tasks import SEQ2SEQ_ROBUSTNESS_SETS
 from medistill.tracking import run_logger
 
 prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)
-tests = {k: snakemake.input[k] for k in ("clean", "typo5", "abbrev", "unseen")}
+tests = {k: snakemake.input[k] for k in ("clean", *SEQ2SEQ_ROBUSTNESS_SETS)}
 evaluate_seq2seq(
     snakemake.params.settings,
     test_files=tests,
