@@ -198,3 +198,79 @@ def test_config_readme_documents_every_schema_key():
         if not re.search(rf"`[^`\n]*\b{re.escape(key[-1])}\b[^`\n]*`", readme)
     ]
     assert undocumented == []
+
+
+def literal_fallbacks(source: str, keys: set[str]) -> list[tuple[int, str]]:
+    """`.get("key", <literal>)` calls on one of `keys`: (line, call)."""
+    import ast
+
+    return [
+        (node.lineno, ast.unparse(node))
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "get"
+        and len(node.args) == 2
+        and isinstance(node.args[0], ast.Constant)
+        and node.args[0].value in keys
+        and isinstance(node.args[1], ast.Constant | ast.List | ast.Dict | ast.Tuple)
+    ]
+
+
+def test_the_library_reads_schema_defaults_without_a_fallback_of_its_own():
+    """The schema is the one home of a default: `with_defaults` fills every key that has one,
+    so `.get(key, 0.0)` of such a key could only disagree with it. config.py is exempt: it
+    checks the config as written, before the defaults are filled."""
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    schema = yaml.safe_load((root / "workflow/schemas/config.schema.yaml").read_text())
+    defaulted: set[str] = set()
+
+    def collect(node):
+        if isinstance(node, dict):
+            for key, spec in (node.get("properties") or {}).items():
+                if isinstance(spec, dict) and "default" in spec:
+                    defaulted.add(key)
+            for value in node.values():
+                collect(value)
+        elif isinstance(node, list):
+            for value in node:
+                collect(value)
+
+    collect(schema)
+    assert {"min_f1_retention", "keep", "dev_fraction", "text_field"} <= defaulted
+    assert literal_fallbacks('r.get("keep", "best"); r.get("keep"); r.get("x", 1)', defaulted) == [
+        (1, "r.get('keep', 'best')")
+    ]
+    found = [
+        f"{path.name}:{line}: {call}"
+        for path in sorted((root / "src/medistill").glob("*.py"))
+        if path.name != "config.py"
+        for line, call in literal_fallbacks(path.read_text(), defaulted)
+    ]
+    assert found == [], "read these keys as config[key] (the schema fills them):\n" + "\n".join(
+        found
+    )
+
+
+def test_corpora_sources_and_tasks_get_their_defaults_by_kind(default_config):
+    config = copy.deepcopy(default_config)
+    config["corpora"]["web"] = {
+        "sources": [{"kind": "jsonl", "path": "x.jsonl", "licence": "CC0-1.0"}]
+    }
+    config["tasks"]["hf"] = {"files": {"format": "huggingface", "name": "org/data"}}
+    config["tasks"]["iob"] = {"files": {"format": "iob2", "path": "data"}}
+    from medistill.config import with_defaults
+
+    filled = with_defaults(config)
+    assert filled["corpora"]["web"]["dedup"] == "normalised"
+    source = filled["corpora"]["web"]["sources"][0]
+    assert (source["text_field"], source["id_field"]) == ("text", "id")
+    assert filled["tasks"]["hf"]["files"]["tokens_column"] == "tokens"
+    # a key of another format is not added where the schema forbids it
+    assert "tokens_column" not in filled["tasks"]["iob"]["files"]
+    assert filled["tasks"]["iob"]["files"]["nesting"] == "outermost"
+    assert "glob" not in source  # a text source's

@@ -314,7 +314,10 @@ def test_model_label_and_histories(tmp_path):
 
 CONFIG = {
     "teachers": {"camembert": {"source": "hub:almanach/camembert-bio-base", "licence": "MIT"}},
-    "corpora": {"wiki": {"licence": "CC-BY-SA-4.0"}, "pubmed": {}},
+    "corpora": {
+        "wiki": {"licence": "CC-BY-SA-4.0"},
+        "pubmed": {"sources": [{"kind": "e3c", "path": "data/pubmed"}]},  # records' licences
+    },
     "tasks": {"quaero": {"files": {"format": "brat", "path": "data/quaero"}}},
     "sweep": {"task": "quaero", "teachers": ["camembert"], "corpora": ["wiki", "pubmed"]},
     "report": {
@@ -403,7 +406,7 @@ def test_report_html_is_self_contained(full_report):
         "Pareto fronts",
         "f1_typo5 up, params_total down",
         "CC-BY-SA-4.0",  # corpus licence
-        "BSD-3-Clause AND Apache-2.0",  # default corpus licence
+        "per-record licences",  # a corpus whose records carry their own
         "hub:almanach/camembert-bio-base",  # config
         "transformers",  # environment
         "cpu cores",

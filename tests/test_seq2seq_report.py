@@ -68,6 +68,7 @@ CONFIG = {
     "teachers": {TEACHER: {"source": "local:models/bert2bert-fr", "licence": "MIT"}},
     "corpora": {"wiki": {"licence": "CC-BY-SA-4.0"}},
     "seq2seq": {
+        "llm_teachers": {},
         "sweep": {"tasks": [TASK], "teachers": [TEACHER], "corpora": ["wiki"]},
         "generation": {"num_beams": 2, "max_new_tokens": 96, "restrict_vocabulary": 0.5},
     },

@@ -35,6 +35,7 @@ from medistill.corpus import corpus_statistics
 from medistill.french import elides, strip_accents
 from medistill.io import read_json, read_jsonl, write_json, write_jsonl
 from medistill.lexicons import load_lexicons
+from medistill.schema import with_schema_defaults
 from medistill.spans import WORD
 
 log = logging.getLogger("medistill")
@@ -345,6 +346,7 @@ class Augmenter:
 
     @classmethod
     def from_spec(cls, spec: dict) -> Augmenter:
+        spec = with_schema_defaults(spec, "augmentation")
         rates = {k: float(spec.get(k, 0.0)) for k in RATE_KEYS}
         lexicon = None
         if rates["abbreviation_rate"] > 0:
@@ -352,7 +354,7 @@ class Augmenter:
         return cls(
             **rates,
             abbreviations=lexicon,
-            new_concept_source=spec.get("new_concept_source", "generated"),
+            new_concept_source=spec["new_concept_source"],
             heldout_fraction=spec.get("heldout_fraction", 0.2),
         )
 
@@ -476,13 +478,14 @@ def augment_corpus(
 def augment_corpus_file(spec: dict, docs_path, build_stats_path, out_path, stats_path) -> dict:
     """Read a corpus, add its augmented copies; write them and the corpus statistics (the
     build's, with `augmentation`: settings and measured rate of each operation)."""
+    spec = with_schema_defaults(spec, "augmentation")
     docs = read_jsonl(docs_path)
     settings = {k: v for k, v in spec.items() if k not in ("noisy_copies", "seed", "typo_rate")}
     augmented, rates = augment_corpus(
         docs,
         typo_rate=spec.get("typo_rate", 0.0),
         noisy_copies=spec.get("noisy_copies", 0),
-        seed=spec.get("seed", 0),
+        seed=spec["seed"],
         **settings,
     )
     write_jsonl(augmented, out_path)

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from medistill.io import atomic_write
+from medistill.sources import corpus_licence
 from medistill.synthetic import SYNTHETIC_LICENCE
 
 
@@ -63,11 +64,10 @@ def model_card(model_dir: str | Path, evaluation: dict, config: dict) -> str:
     model_dir = Path(model_dir)
     model_config = _read(model_dir / "config.json") or {}
     teacher = evaluation["teacher"]
-    teacher_spec = config["teachers"].get(teacher, {})
-    teacher_licence = teacher_spec.get("licence", "unknown")
+    teacher_spec = config["teachers"][teacher]
+    teacher_licence = teacher_spec["licence"]
     is_student = evaluation["role"] == "student"
     corpus = evaluation["corpus"]
-    corpus_licence = config["corpora"].get(corpus, {}).get("licence", SYNTHETIC_LICENCE)
     task = evaluation["task"]
     title = (
         f"{teacher} / {corpus} / {evaluation['size']} (distilled student)"
@@ -109,7 +109,8 @@ def model_card(model_dir: str | Path, evaluation: dict, config: dict) -> str:
         f"| teacher | `{teacher}` (`{teacher_spec.get('source', '?')}`) | {teacher_licence} |",
     ]
     if is_student:
-        lines.append(f"| distillation corpus | `{corpus}` | {corpus_licence} |")
+        licence = corpus_licence(config["corpora"][corpus])
+        lines.append(f"| distillation corpus | `{corpus}` | {licence} |")
     task_files = config["tasks"][task].get("files")
     if task_files:  # real annotated data: its own terms, named where it was read from
         task_data = f"`{task}` ({task_files.get('path') or task_files.get('name')})"

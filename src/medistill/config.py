@@ -15,15 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
 from medistill.errors import ConfigError
+from medistill.schema import fill_defaults, load_schema
 from medistill.tasks import BASELINE_CORPUS
 
 # The keys of `tasks.NAME.files` that name files or folders the task reads.
 TASK_FILE_PATHS = ("path", "split_file", "documents")
-
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
 TRAINED_TAGGERS = ("finetuned", "finetuned-llm")  # kinds with a fine-tuning job and a folder
@@ -65,10 +63,6 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     if error.validator == "additionalProperties" and "'" in error.message:
         parts.append(error.message.split("'")[1])
     return ".".join(parts) or "(top level)"
-
-
-def load_schema() -> dict:
-    return yaml.safe_load(SCHEMA_PATH.read_text())
 
 
 def _merge(defaults: dict, values: dict) -> dict:
@@ -162,6 +156,16 @@ def with_defaults(config: dict) -> dict:
             continue
         teacher["licence"] = " AND ".join(sorted(licences))
         teacher["task"] = teachers.get(teacher["init"], {}).get("task")
+    corpus_fields = schema["properties"]["corpora"]["additionalProperties"]
+    task_fields = schema["properties"]["tasks"]["additionalProperties"]
+    pair_fields = schema["properties"]["seq2seq"]["properties"]["tasks"]["additionalProperties"]
+    for fields, entries in (
+        (corpus_fields, merged["corpora"]),
+        (task_fields, merged["tasks"]),
+        (pair_fields, merged["seq2seq"].get("tasks", {})),
+    ):
+        for entry in entries.values():
+            fill_defaults(schema, fields, entry)
     return merged
 
 

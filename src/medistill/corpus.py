@@ -15,6 +15,7 @@ from medistill.dedup import Deduplicator
 from medistill.errors import CorpusSpecError
 from medistill.io import write_json, write_jsonl
 from medistill.normalise import normalise_document
+from medistill.schema import with_schema_defaults
 from medistill.sentences import split_sentences
 from medistill.sources import read_source, source_name
 
@@ -72,13 +73,14 @@ def corpus_statistics(docs: list[dict]) -> dict:
 
 def collect_documents(spec: dict, where: str = "corpus") -> tuple[list[dict], dict]:
     """Read, normalise, filter, deduplicate and mix a corpus's sources; return docs and stats."""
-    min_chars, max_chars = spec.get("min_chars", 1), spec.get("max_chars")
+    spec = with_schema_defaults(spec, "corpus")
+    min_chars, max_chars = spec["min_chars"], spec.get("max_chars")
     names = [source_name(s, i) for i, s in enumerate(spec["sources"])]
     if len(set(names)) != len(names):
         raise CorpusSpecError(f"{where}: two sources share a name ({names}); give each a `name`")
     prefix = len(names) > 1
     per_source, details, seen_ids = [], {}, set()
-    dedup = Deduplicator(spec.get("dedup", "normalised"))
+    dedup = Deduplicator(spec["dedup"])
     for i, (source, name) in enumerate(zip(spec["sources"], names, strict=True)):
         raw = read_source(source, f"{where}.sources.{i} ({name})")
         kept, too_short, too_long = [], 0, 0
@@ -107,7 +109,7 @@ def collect_documents(spec: dict, where: str = "corpus") -> tuple[list[dict], di
     quotas = _quotas(spec, [len(d) for d in per_source], where)
     docs = []
     for name, kept, quota in zip(names, per_source, quotas, strict=True):
-        chosen = _sample(kept, quota, spec.get("seed", 0), name)
+        chosen = _sample(kept, quota, spec["seed"], name)
         licences = Counter(d["licence"] for d in chosen)
         details[name] |= {
             "n_available": len(kept),

@@ -137,7 +137,7 @@ def epoch_budget(recipe: dict, n_transfer: int, n_gold: int) -> dict:
     `n_transfer` sentences and a train split of `n_gold` (unchanged when `epochs` is unset)."""
     if recipe["epochs"] is None:
         return recipe
-    ratio = recipe.get("gold_ratio", 0.0) if n_transfer else 1.0
+    ratio = recipe["gold_ratio"] if n_transfer else 1.0
     mixed = (n_transfer if ratio < 1 else 0) + n_gold * gold_repeats(n_transfer, n_gold, ratio)
     per_step = recipe["batch_size"] * recipe["grad_accumulation"]
     return recipe | {"steps": max(1, math.ceil(recipe["epochs"] * mixed / per_step))}

@@ -30,6 +30,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from medistill.schema import with_schema_defaults
+
 log = logging.getLogger("medistill")
 
 
@@ -63,11 +65,11 @@ def track_energy(config: dict, stage: str) -> Iterator[dict]:
     """Measure the body; on exit the yielded dict holds ``stage``, ``country`` (ISO 3166-1
     alpha-3), ``duration_s`` (wall time of the body), ``energy_kwh`` and ``co2_kg``; the last two
     are missing if codecarbon could not measure. ``energy.enabled: false`` yields ``{}``."""
-    settings = config.get("energy") or {}
-    if not settings.get("enabled", True):
+    settings = with_schema_defaults(config.get("energy", {}), "energy")
+    if not settings["enabled"]:
         yield {}
         return
-    result = {"stage": stage, "country": settings.get("country", "FRA")}
+    result = {"stage": stage, "country": settings["country"]}
     tracker, failure = None, None
     try:
         tracker = _start_tracker(result["country"])

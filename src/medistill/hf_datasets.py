@@ -230,8 +230,8 @@ def hf_splits(spec: dict, labels, allow_network: bool) -> tuple[dict, dict, str]
         sentences[split] = hf_sentences(
             data[name],
             where,
-            spec.get("tokens_column", "tokens"),
-            spec.get("tags_column", "ner_tags"),
+            spec["tokens_column"],
+            spec["tags_column"],
             labels,
             prefix,
         )

@@ -47,6 +47,7 @@ from medistill.conll import read_conll
 from medistill.e3c_xmi import e3c_train_ids, read_e3c_xmi, sentence_documents
 from medistill.errors import TaskDataError
 from medistill.hf_datasets import hf_splits, network_allowed
+from medistill.schema import with_schema_defaults
 from medistill.spans import document_sentences, tag_spans, to_iob2
 
 FORMATS = ("brat", "iob2", "iob1", "e3c-xmi", "huggingface")
@@ -54,7 +55,6 @@ NESTING = ("outermost", "per_type", "concatenate")
 DISCONTINUOUS = ("cover", "drop")
 SPLITS = ("train", "dev", "test")
 DEFAULT_FRACTIONS = {"train": 0.8, "dev": 0.1, "test": 0.1}
-DEFAULT_DEV_FRACTION = 0.1
 JOIN = "_"  # concatenate: the types over a word, sorted and joined (ANAT_DISO)
 log = logging.getLogger(__name__)
 
@@ -167,6 +167,7 @@ def load_task(spec: dict, max_words: int, allow_network: bool | None = None) -> 
     `allow_network` (hub downloads of the `huggingface` format) defaults to what the job's
     environment says (`network_allowed`, set from the config's `allow_network`).
     """
+    spec = with_schema_defaults(spec, "task_files")
     fmt = spec.get("format")
     if fmt not in FORMATS:
         raise TaskDataError(f"tasks files: format {fmt!r} is unknown; use one of {FORMATS}")
@@ -180,8 +181,8 @@ def load_task(spec: dict, max_words: int, allow_network: bool | None = None) -> 
             f"tasks files: path {path} does not exist; fix `path` in the config or fetch the data"
         )
     labels = spec.get("labels")
-    seed = spec.get("seed", 0)
-    dev_fraction = spec.get("dev_fraction", DEFAULT_DEV_FRACTION)
+    seed = spec["seed"]
+    dev_fraction = spec["dev_fraction"]
     counts: dict = {"format": fmt}
     origin: dict[str, Path] = {}
     if fmt in ("iob2", "iob1"):
@@ -219,8 +220,8 @@ def load_task(spec: dict, max_words: int, allow_network: bool | None = None) -> 
                 mentions += len(doc["entities"])
                 doc["entities"], changed = apply_policy(
                     doc["entities"],
-                    spec.get("nesting", "outermost"),
-                    spec.get("discontinuous", "cover"),
+                    spec["nesting"],
+                    spec["discontinuous"],
                 )
                 policy.update(changed)
         counts["mentions_before_policy"] = mentions
@@ -272,7 +273,7 @@ def _documents(fmt, path, spec, labels, seed, counts) -> dict[str, list[dict]]:
         train_ids = e3c_train_ids(split_file)
         out = {"train": [], "test": []}
         for xml in sorted(path.glob("*.xml")):
-            doc = read_e3c_xmi(xml, labels, spec.get("label", "CLINENTITY"))
+            doc = read_e3c_xmi(xml, labels, spec["label"])
             out["train" if doc["id"] in train_ids else "test"].append(doc)
         return out
     splits = spec.get("splits")

@@ -20,6 +20,7 @@ from medistill.config_slices import (
     only,
 )
 from medistill.seq2seq_plan import Seq2SeqPlan
+from medistill.sources import corpus_licence
 from medistill.tasks import BASELINE_CORPUS, ROBUSTNESS_SETS
 
 # What `snakemake` with no target builds, per family named in `families`.
@@ -332,7 +333,7 @@ class Plan:
             "corpora": {},
         }
         if corpus in self.config["corpora"]:
-            part["corpora"][corpus] = only(self.config["corpora"][corpus], ("licence",))
+            part["corpora"][corpus] = {"licence": corpus_licence(self.config["corpora"][corpus])}
         return part
 
     def evaluation_files(self, wildcards=None) -> list[str]:

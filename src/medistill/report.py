@@ -19,6 +19,7 @@ from medistill.plots import (
     plot_training_curves,
 )
 from medistill.report_html import environment, render_html
+from medistill.schema import with_schema_defaults
 from medistill.tradeoff import (
     FRONTS,
     add_baseline_columns,
@@ -59,10 +60,8 @@ def build_report(
         plot_training_curves(histories, out_dir / f"training_curves.{suffix}")
     plots["Robustness per perturbation vs size"] = out_dir / "robustness.png"
     plots["Training curves"] = out_dir / "training_curves.png"
-    settings = (config or {}).get("report", {})
-    recommendations = recommend(
-        df, settings.get("budgets", []), settings.get("min_f1_retention", 0.0)
-    )
+    settings = with_schema_defaults((config or {}).get("report", {}), "report")
+    recommendations = recommend(df, settings["budgets"], settings["min_f1_retention"])
     page = render_html(df, plots, recommendations, config, environment())
     with atomic_write(out_dir / "report.html") as handle:
         handle.write(page)

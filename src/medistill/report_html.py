@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from medistill.synthetic import SYNTHETIC_LICENCE
+from medistill.sources import corpus_licence
 from medistill.tasks import BASELINE_CORPUS
 from medistill.tradeoff import FRONTS, LEAD_COLUMNS, SIGNIFICANCE_COLUMNS, SIGNIFICANCE_LEVEL
 
@@ -190,34 +190,36 @@ def html_image(path: Path, alt: str) -> str:
 
 
 def licence_tables(config: Mapping) -> str:
-    sweep = config.get("sweep", {})
+    """The licences of the teachers, corpora and generative taggers of a (defaults-filled)
+    config's sweep; a seq2seq config passes its family's sweep and no `generative` block."""
+    if not config:
+        return "<p>No configuration given: licences unknown.</p>"
+    sweep, teachers_spec = config["sweep"], config["teachers"]
     teachers = pd.DataFrame(
         [
-            {"teacher": n, "source": t.get("source", ""), "licence": t.get("licence", "")}
-            for n, t in config.get("teachers", {}).items()
-            if n in sweep.get("teachers", [n])
+            {"teacher": n, "source": t.get("source", ""), "licence": t["licence"]}
+            for n, t in teachers_spec.items()
+            if n in sweep["teachers"]
         ]
     )
     corpora = pd.DataFrame(
         [
-            {"corpus": n, "licence": c.get("licence", SYNTHETIC_LICENCE)}
-            for n, c in config.get("corpora", {}).items()
-            if n in sweep.get("corpora", [n])
+            {"corpus": n, "licence": corpus_licence(config["corpora"][n])}
+            for n in sweep["corpora"]
+            if n in config["corpora"]
         ]
     )
-    generative = config.get("generative", {})
-    teaching = {t.get("labels_from") for t in config.get("teachers", {}).values()}
+    generative = config.get("generative", {"taggers": {}})
+    teaching = {t.get("labels_from") for t in teachers_spec.values()}
     taggers = pd.DataFrame(
         [
             {
                 "tagger": n,
                 "source": t.get("source", f"BERT2BERT from teacher {t.get('from')}"),
-                "licence": t.get(
-                    "licence", config.get("teachers", {}).get(t.get("from"), {}).get("licence")
-                ),
+                "licence": t["licence"] if "licence" in t else teachers_spec[t["from"]]["licence"],
             }
-            for n, t in generative.get("taggers", {}).items()
-            if n in generative.get("sweep", []) or n in teaching
+            for n, t in generative["taggers"].items()
+            if n in generative["sweep"] or n in teaching
         ]
     )
     return (
@@ -310,7 +312,7 @@ same student trained on gold labels alone.</p>
 <h2 id="table">Trade-off table</h2>
 {html_table(df.loc[:, columns])}
 <h2 id="licences">Licences</h2>
-{licence_tables(config or {})}
+{licence_tables(config)}
 <h2 id="config">Configuration</h2>
 <pre>{html.escape(config_text)}</pre>
 <h2 id="environment">Environment (of the report step)</h2>

@@ -14,7 +14,7 @@ def prepare_job(log_path: str | Path | None, threads: int, config: dict) -> logg
     Hugging Face libraries try the network by default; HF_HUB_OFFLINE makes a missing file
     fail at once instead, unless the config sets allow_network.
     """
-    if not config.get("allow_network", False):
+    if not config["allow_network"]:
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["HF_DATASETS_OFFLINE"] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -34,7 +34,7 @@ def prepare_job(log_path: str | Path | None, threads: int, config: dict) -> logg
     torch.set_num_threads(max(1, threads))
     # Seed before any model is built: a classification head freshly added to a pretrained
     # encoder is random, and the same config must give the same teacher on any executor.
-    torch.manual_seed(config.get("seed", 0))
+    torch.manual_seed(config["seed"])
     log = logging.getLogger("medistill")
     # Which slot the job got: SLURM sets CUDA_VISIBLE_DEVICES to the GPUs it allocated.
     log.info(

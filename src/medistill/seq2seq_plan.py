@@ -23,7 +23,7 @@ class Seq2SeqPlan:
     def __init__(self, config: dict):
         self.config = config
         self.spec = config["seq2seq"]
-        self.sweep = self.spec.get("sweep", {})
+        self.sweep = self.spec["sweep"]
         sizes = self.spec.get("sizes", {})
         self.trained_sizes = names_pattern(n for n, s in sizes.items() if "decoder_layers" in s)
         self.compressed_sizes = names_pattern(n for n, s in sizes.items() if "compress" in s)
@@ -41,7 +41,7 @@ class Seq2SeqPlan:
         (corpus `gold`), the KD routes from each transfer corpus. An LLM teacher's students
         take the sequence route only: their shrink twin is its `init`'s, and word-level KD
         needs the teacher's tokenizer to be the student's."""
-        routes = self.sweep.get("routes", [])
+        routes = self.sweep["routes"]
         if teacher in self.llm_teachers:
             routes = [route for route in routes if route == "sequence"]
         variants = [(BASELINE_CORPUS, SHRINK_ROUTE)] if SHRINK_ROUTE in routes else []

@@ -497,7 +497,7 @@ def _decoding_sentence(generation: Mapping | None) -> str:
     mean, so the page says it next to them."""
     if not generation:
         return ""
-    beams = generation.get("num_beams", 1)
+    beams = generation["num_beams"]
     sentence = (
         f"Every model decodes with {beams} beam{'s' if beams != 1 else ''}, at most "
         f"{generation.get('max_new_tokens')} new tokens, "
@@ -542,13 +542,14 @@ def render_seq2seq_html(
     if config:
         config_text = yaml.safe_dump(dict(config), sort_keys=False, allow_unicode=True)
         config_block = f"<pre>{html.escape(config_text)}</pre>"
-        family = config.get("seq2seq", {})
-        # Seq2seq teachers and transfer corpora are the top-level ones the family's sweep names.
+        family = config["seq2seq"]
+        # Seq2seq teachers (fine-tuned or prompted LLMs) and transfer corpora are those the
+        # family's sweep names.
         licences = licence_tables(
             {
-                "teachers": config.get("teachers", {}),
-                "corpora": config.get("corpora", {}),
-                "sweep": family.get("sweep", {}),
+                "teachers": config["teachers"] | family["llm_teachers"],
+                "corpora": config["corpora"],
+                "sweep": family["sweep"],
             }
         )
     else:

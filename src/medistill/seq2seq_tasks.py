@@ -41,6 +41,7 @@ from medistill.io import write_json, write_jsonl
 from medistill.lexicons import load_lexicons
 from medistill.loaders import carve_dev
 from medistill.pairs import TASKS, load_pairs, synthetic_pairs
+from medistill.schema import with_schema_defaults
 from medistill.tasks import TYPO_SETS
 
 SPLITS = ("train", "dev", "test")
@@ -52,7 +53,6 @@ SEQ2SEQ_ROBUSTNESS_SETS = (*SEQ2SEQ_TYPO_SETS, "abbrev", "unseen")
 SHRINK_ROUTE = "shrink"
 ROUTES = (SHRINK_ROUTE, "sequence", "word")
 DATA_SOURCES = ("synthetic", "files", "huggingface")
-DEFAULT_DEV_FRACTION = 0.1
 # Generator seed of split k is `seed * 1000 + k`: the splits (and the held-out pairs) are
 # independent runs, so each stays the same whatever the size of the others.
 _SEED_OFFSETS = {"train": 0, "dev": 1, "test": 2, "unseen": 3}
@@ -135,9 +135,10 @@ def _check_not_empty(splits: dict[str, list[dict]], where: str) -> None:
 
 
 def _file_splits(kind: str, spec: dict) -> dict[str, list[dict]]:
+    spec = with_schema_defaults(spec, "pair_files")
     fields = {
-        "source_field": spec.get("source_field", "source"),
-        "target_field": spec.get("target_field", "target"),
+        "source_field": spec["source_field"],
+        "target_field": spec["target_field"],
     }
     splits = {
         split: load_pairs(Path(spec[split]).expanduser(), kind, **fields)
@@ -146,7 +147,7 @@ def _file_splits(kind: str, spec: dict) -> dict[str, list[dict]]:
     }
     if "dev" not in splits:
         splits["train"], splits["dev"] = carve_dev(
-            splits["train"], spec.get("dev_fraction", DEFAULT_DEV_FRACTION), spec.get("seed", 0)
+            splits["train"], spec["dev_fraction"], spec["seed"]
         )
     _check_not_empty(splits, f"pair files {spec['train']}")
     return splits
@@ -205,6 +206,7 @@ def _hf_pairs(data, kind: str, where: str, prefix: str, fields: dict) -> tuple[l
 
 
 def _hf_splits(kind: str, spec: dict, allow_network: bool) -> tuple[dict[str, list[dict]], dict]:
+    spec = with_schema_defaults(spec, "pair_hub")
     """Pairs per split from a dataset's splits (`splits` maps train/dev/test to its names,
     default `HF_SPLITS`, dev carved from train where the dataset has none), and counts."""
     data, label = open_hf_dataset(spec, allow_network)
@@ -213,8 +215,8 @@ def _hf_splits(kind: str, spec: dict, allow_network: bool) -> tuple[dict[str, li
         mapping = {**mapping, "dev": "dev"}
     mapping = {**HF_SPLITS, **mapping}
     fields = {
-        "source": spec.get("source_field", "source"),
-        "target": spec.get("target_field", "target"),
+        "source": spec["source_field"],
+        "target": spec["target_field"],
     }
     name = label.split("/")[-1].split()[0]  # the dataset's name alone: "ORG/NAME (config)"
     splits, skipped = {}, {}
@@ -232,7 +234,7 @@ def _hf_splits(kind: str, spec: dict, allow_network: bool) -> tuple[dict[str, li
         )
     if "dev" not in splits:
         splits["train"], splits["dev"] = carve_dev(
-            splits["train"], spec.get("dev_fraction", DEFAULT_DEV_FRACTION), spec.get("seed", 0)
+            splits["train"], spec["dev_fraction"], spec["seed"]
         )
     _check_not_empty(splits, f"huggingface dataset {label}")
     return splits, {"dataset": label, "skipped_empty_rows": skipped}

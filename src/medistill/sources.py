@@ -28,7 +28,8 @@ from medistill.errors import CorpusSourceError
 from medistill.hf_datasets import load_hub, load_parquet, load_saved, network_allowed
 from medistill.io import json_lines
 from medistill.lexicons import load_lexicons
-from medistill.synthetic import SYNTHETIC_LICENCE, generate_reports
+from medistill.schema import with_schema_defaults
+from medistill.synthetic import generate_reports
 
 KINDS = ("synthetic", "text", "jsonl", "e3c", "huggingface")
 
@@ -101,7 +102,7 @@ def read_text(source: dict, where: str) -> list[dict]:
     licence = source["licence"]
     docs = []
     if per == "file":
-        files = sorted(path.glob(source.get("glob", "*.txt"))) if path.is_dir() else [path]
+        files = sorted(path.glob(source["glob"])) if path.is_dir() else [path]
         for file in files:
             text = _read_text_file(file, where)
             if text.strip():
@@ -124,9 +125,9 @@ def read_jsonl(source: dict, where: str) -> list[dict]:
     path = _existing(source["path"], where, "path")
     if path.is_dir():
         raise CorpusSourceError(f"{where}: {path} is a folder; `jsonl` reads one file")
-    field = source.get("text_field", "text")
+    field = source["text_field"]
     licence_field = source.get("licence_field")
-    id_field = source.get("id_field", "id")
+    id_field = source["id_field"]
     docs = []
     for number, record in _json_records(path, where):
         text = _field(record, field, path, f"line {number}", where, "text_field")
@@ -176,7 +177,7 @@ def read_e3c(source: dict, where: str) -> list[dict]:
 def read_huggingface(source: dict, where: str) -> list[dict]:
     """A Hugging Face dataset split's text column: from the hub (`name`) or a local `path`."""
     column = source.get("column", "text")
-    split = source.get("split", "train")
+    split = source["split"]
     if "path" in source:
         path = _existing(source["path"], where, "path")
         if path.is_dir():
@@ -229,10 +230,20 @@ def read_huggingface(source: dict, where: str) -> list[dict]:
     return docs
 
 
+def corpus_licence(corpus: dict) -> str:
+    """A corpus's licence as its config declares it: its own `licence`, else its sources' joined
+    (an e3c source, or a jsonl one with `licence_field`, names none: its records carry theirs)."""
+    if "licence" in corpus:
+        return corpus["licence"]
+    sources = corpus["sources"]
+    licences = {s["licence"] if "licence" in s else "per-record licences" for s in sources}
+    return " AND ".join(sorted(licences))
+
+
 def read_synthetic(source: dict, where: str) -> list[dict]:
     kwargs = {k: source[k] for k in ("heldout_fraction",) if k in source}
     docs = generate_reports(source["n_docs"], seed=source["seed"], lexicons=load_lexicons(**kwargs))
-    licence = source.get("licence", SYNTHETIC_LICENCE)
+    licence = source["licence"]
     for doc in docs:
         doc["licence"] = licence
     return docs
@@ -249,6 +260,7 @@ READERS = {
 
 def read_source(source: dict, where: str) -> list[dict]:
     """The documents of one configured source, each with its `licence`."""
+    source = with_schema_defaults(source, "corpus_source")
     kind = source["kind"]
     if kind not in READERS:
         raise CorpusSourceError(f"{where}: unknown kind {kind!r}; use one of {', '.join(KINDS)}")

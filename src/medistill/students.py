@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from medistill.schema import with_schema_defaults
+
 INITS = ("teacher", "svd", "random")
 LAYER_SELECTIONS = ("uniform", "first", "last")
 # Seed of the fresh weights of `random` students (and of the parts `svd` does not set): the
@@ -48,6 +50,7 @@ def resolve_student_spec(spec: dict, teacher_config: dict) -> dict:
     Default heads keep the teacher's head size when the student's width allows it, so a
     narrower student has fewer heads of the usual size rather than many tiny ones.
     """
+    spec = with_schema_defaults(spec, "size")
     teacher_hidden = teacher_config["hidden_size"]
     hidden = spec.get("hidden_size", teacher_hidden)
     head_size = teacher_hidden // teacher_config["num_attention_heads"]
@@ -56,14 +59,14 @@ def resolve_student_spec(spec: dict, teacher_config: dict) -> dict:
     )
     return {
         "layers": spec["layers"],
-        "layer_selection": spec.get("layer_selection", "uniform"),
+        "layer_selection": spec["layer_selection"],
         "hidden_size": hidden,
         "heads": spec.get("heads", default_heads),
         "intermediate_size": spec.get(
             "intermediate_size",
             round(teacher_config["intermediate_size"] * hidden / teacher_hidden),
         ),
-        "init": spec.get("init", "teacher"),
+        "init": spec["init"],
     }
 
 
@@ -71,7 +74,8 @@ def validate_student_spec(spec: dict, teacher_config: dict) -> list[str]:
     """Human-readable problems of a student spec for this teacher; empty when it can be built."""
     if not isinstance(spec.get("layers"), int) or spec["layers"] < 1:
         return [f"`layers` must be a whole number >= 1, not {spec.get('layers')!r}"]
-    init = spec.get("init", "teacher")
+    spec = with_schema_defaults(spec, "size")
+    init = spec["init"]
     if init not in INITS:
         return [f"`init` must be one of {', '.join(INITS)}, not {init!r}"]
     resolved = resolve_student_spec(spec, teacher_config)

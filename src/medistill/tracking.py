@@ -35,7 +35,7 @@ from typing import Any
 
 from medistill.hashing import config_hash, file_sha256
 from medistill.io import write_json
-from medistill.synthetic import SYNTHETIC_LICENCE
+from medistill.sources import corpus_licence
 
 KEY_TAG = "medistill_key"
 DIGEST_TAG = "medistill_digest"
@@ -96,7 +96,7 @@ def _licence_tags(config: dict, tags: dict) -> dict:
         out["licence.teacher"] = teacher["licence"]
     corpus = config.get("corpora", {}).get(tags.get("corpus", ""))
     if corpus:
-        out["licence.corpus"] = corpus.get("licence", SYNTHETIC_LICENCE)
+        out["licence.corpus"] = corpus_licence(corpus)
     return out
 
 
@@ -116,8 +116,7 @@ def sweep_record(config: dict) -> dict:
     for name in sweep["teachers"]:
         tags[f"licence.teacher.{name}"] = config["teachers"][name]["licence"]
     for name in sweep["corpora"]:
-        licence = config["corpora"][name].get("licence", SYNTHETIC_LICENCE)
-        tags[f"licence.corpus.{name}"] = licence
+        tags[f"licence.corpus.{name}"] = corpus_licence(config["corpora"][name])
     params = {k: str(v)[:500] for k, v in flatten(config).items()}
     record = {
         "name": f"sweep/{digest}",

@@ -30,6 +30,7 @@ from medistill.device import choose_device
 from medistill.encoding import encode_sentences
 from medistill.energy import track_energy
 from medistill.io import atomic_path, copy_dir_atomic, read_json, save_pretrained_atomic, write_json
+from medistill.schema import with_schema_defaults
 from medistill.scoring import ner_scores, predict_tags
 
 
@@ -74,7 +75,7 @@ def stopping_free(recipe: dict) -> dict:
 
 def keeps_best(recipe: dict) -> bool:
     """Whether a run ends with the weights of its best dev score (else its final step's)."""
-    return recipe.get("keep", "best") == "best"
+    return with_schema_defaults(recipe, "training")["keep"] == "best"
 
 
 def _would_have_stopped(history: list[dict], patience: int) -> bool:
@@ -95,7 +96,7 @@ def _resumable(state: dict, fingerprint: str, recipe: dict) -> bool:
     best = state["best"]
     return (
         state["fingerprint"] == fingerprint
-        and not _would_have_stopped(state["history"], recipe.get("patience", 0))
+        and not _would_have_stopped(state["history"], recipe["patience"])
         and (best["model"] is not None or best["step"] < 0 or not keeps_best(recipe))
     )
 
@@ -126,6 +127,7 @@ def train(
     the weights of its best dev score (model selection on dev only; `keep: last`, those of its
     final step), and stops early after `patience` evaluations without improvement (0: never).
     """
+    recipe = with_schema_defaults(recipe, "training")
     torch.manual_seed(seed)
     model.to(device).train()
     objective.to(device).train()
@@ -139,7 +141,7 @@ def train(
         {"params": [p for n, p in named if n.endswith(no_decay)], "weight_decay": 0.0},
     ]
     optimizer = torch.optim.AdamW(groups, lr=recipe["learning_rate"])
-    steps, micro = recipe["steps"], recipe.get("grad_accumulation", 1)
+    steps, micro = recipe["steps"], recipe["grad_accumulation"]
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(recipe["warmup_ratio"] * steps), steps
     )
@@ -288,6 +290,7 @@ def train_seeds(
     `patience` or `keep` resumes from its last checkpoint.
     """
 
+    recipe = with_schema_defaults(recipe, "training")
     device = choose_device(config["device"])
     runs = []
     for seed in seed_list(config):
@@ -297,7 +300,7 @@ def train_seeds(
         if (
             done.get("fingerprint") == fingerprint
             and done.get("patience") == recipe["patience"]
-            and done.get("keep", "best") == recipe.get("keep", "best")
+            and done.get("keep") == recipe["keep"]
         ):
             runs.append(done | {"folder": finished})
             continue
@@ -325,7 +328,7 @@ def train_seeds(
             "best_step": chosen["step"],
             "steps_run": history[-1]["step"] + 1,
             "patience": recipe["patience"],
-            "keep": recipe.get("keep", "best"),
+            "keep": recipe["keep"],
             "energy": energy,
             "fingerprint": fingerprint,
         }
