@@ -274,3 +274,51 @@ def test_corpora_sources_and_tasks_get_their_defaults_by_kind(default_config):
     assert "tokens_column" not in filled["tasks"]["iob"]["files"]
     assert filled["tasks"]["iob"]["files"]["nesting"] == "outermost"
     assert "glob" not in source  # a text source's
+
+
+def schema_default(schema: dict, dotted: str):
+    """The schema `default` at a config path (NAME: any entry), or None."""
+    node = schema
+    for part in dotted.split("."):
+        node = node["additionalProperties"] if part == "NAME" else node["properties"][part]
+        if "$ref" in node:
+            target = schema
+            for key in node["$ref"].removeprefix("#/").split("/"):
+                target = target[key]
+            node = target | node
+    return node.get("default")
+
+
+def test_config_readme_defaults_are_the_schemas():
+    """config/README.md's table gives a default in backquotes only where the schema has it."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    schema = yaml.safe_load((root / "workflow/schemas/config.schema.yaml").read_text())
+    single = re.compile(r"^`([^`]+)`$")
+    checked, wrong = [], []
+    for line in (root / "config" / "README.md").read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.split("|")]
+        if len(cells) < 5 or not cells[1].startswith("`"):
+            continue
+        keys, defaults = cells[1].split(" / "), cells[3].split(" / ")
+        if len(keys) != len(defaults):
+            continue
+        base = keys[0].strip("`").rsplit(".", 1)[0] + "." if "." in keys[0] else ""
+        for key, default in zip(keys, defaults, strict=True):
+            key_match, default_match = single.match(key), single.match(default)
+            if not (key_match and default_match) or not re.fullmatch(r"[\w.]+", key_match[1]):
+                continue
+            path = key_match[1] if "." in key_match[1] or key is keys[0] else base + key_match[1]
+            try:
+                expected = schema_default(schema, path)
+            except KeyError:
+                continue  # a value named in backquotes, not a key
+            checked.append(path)
+            if expected != yaml.safe_load(default_match[1]):
+                wrong.append(f"{path}: README {default_match[1]}, schema {expected!r}")
+    assert len(checked) > 15, checked
+    assert wrong == []
