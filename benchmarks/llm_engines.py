@@ -22,16 +22,16 @@ from pathlib import Path
 
 import torch
 
-from medistill.conll import read_conll
-from medistill.generative_tagging import (
+from medistill.data.conll import read_conll
+from medistill.generative.tagging import (
     prompt_ids,
     shared_prefix,
     tag_outputs,
     type_descriptions,
 )
-from medistill.llm_engines import LlamaCppEngine, TransformersEngine
-from medistill.packaged_gguf import gguf_source
-from medistill.tagging_text import few_shot_examples
+from medistill.generative.text import few_shot_examples
+from medistill.models.llm_engines import LlamaCppEngine, TransformersEngine
+from medistill.models.packaged_gguf import gguf_source
 
 
 def timed(engine, prompts) -> tuple[list[str], list[float], float]:

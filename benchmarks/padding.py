@@ -1,7 +1,7 @@
 """Print how much padding batching in corpus order costs against length-bucketed batches
-(`medistill.encoding.length_batches`, used by the logit cache, dev scoring and evaluation),
+(`medistill.core.encoding.length_batches`, used by the logit cache, dev scoring and evaluation),
 and the time of the teacher's forward passes both ways; then the same for one epoch of training
-batches, a plain seeded shuffle against `medistill.training.batch_indices` (shuffled, then
+batches, a plain seeded shuffle against `medistill.training.loop.batch_indices` (shuffled, then
 grouped by length).
 
 Usage: python benchmarks/padding.py [--corpus FILE.jsonl[.gz]] [--sentences N] [--batch-size B]
@@ -23,11 +23,11 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-from medistill.encoding import collate, encode_sentences, length_batches, padded_tokens
-from medistill.packaged import package_model_path
-from medistill.spans import documents_to_sentences, iob2_labels
-from medistill.tasks import synthetic_sentences
-from medistill.training import batch_indices
+from medistill.core.encoding import collate, encode_sentences, length_batches, padded_tokens
+from medistill.data.spans import documents_to_sentences, iob2_labels
+from medistill.data.tasks import synthetic_sentences
+from medistill.models.packaged import package_model_path
+from medistill.training.loop import batch_indices
 
 E3C_RAW = Path(__file__).resolve().parents[2] / "shared/data/e3c-fr-raw/layer3-sample.jsonl.gz"
 

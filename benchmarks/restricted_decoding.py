@@ -5,13 +5,13 @@ Usage: python benchmarks/restricted_decoding.py MODEL_DIR TASK_DIR [--shares 0.5
 
 MODEL_DIR is a fine-tuned seq2seq folder (e.g. results/seq2seq/teachers/minilm-l6/summary-synth/
 model), TASK_DIR its task's pairs (results/seq2seq/tasks/summary-synth: train.jsonl, test.jsonl).
-Decodes the test sources freely (`medistill.seq2seq.generate_texts`, batch 1), then once per
+Decodes the test sources freely (`medistill.seq2seq.model.generate_texts`, batch 1), then once per
 `--shares` value with the vocabulary restricted, per source, to that source's tokens plus the
 tokens found in at least that share of the training targets (`frequent_target_tokens`: the
 summaries' own wording, "motif", "traitements", punctuation, and the special tokens): the
 summary's entities all come from its report, and a BERT2BERT trained on 2 cores invents
 subwords instead of copying them. Printed: ROUGE-1/2/L, entity recall and precision,
-hallucinated entities per output (`generation_scoring.score_generations`) for the lead baseline
+hallucinated entities per output (`seq2seq.scoring.score_generations`) for the lead baseline
 and each decoding, and one output of each. A measurement: the exit code is 0.
 """
 
@@ -21,10 +21,10 @@ import argparse
 import time
 from pathlib import Path
 
-from medistill.generation_scoring import lead_baseline, score_generations
-from medistill.io import read_jsonl
-from medistill.seq2seq import frequent_target_tokens, generate_texts
-from medistill.seq2seq_distill import load_seq2seq
+from medistill.core.io import read_jsonl
+from medistill.seq2seq.distill import load_seq2seq
+from medistill.seq2seq.model import frequent_target_tokens, generate_texts
+from medistill.seq2seq.scoring import lead_baseline, score_generations
 
 SHOWN = ("rouge1", "rouge2", "rougeL", "entity_recall", "entity_precision")
 SHOWN += ("hallucinated_per_output",)

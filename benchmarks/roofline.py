@@ -35,9 +35,9 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoTokenizer
 
-from medistill.compress import compression_kind, load_for_inference
-from medistill.encoding import collate, encode_sentences
-from medistill.io import read_jsonl
+from medistill.core.encoding import collate, encode_sentences
+from medistill.core.io import read_jsonl
+from medistill.models.compress import compression_kind, load_for_inference
 
 GEMM_SIZE = 1024
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import sys
 import time
 
-from medistill.lexicons import load_lexicons
-from medistill.synthetic import generate_reports
+from medistill.data.lexicons import load_lexicons
+from medistill.data.synthetic import generate_reports
 
 
 def main() -> None:

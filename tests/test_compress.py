@@ -3,7 +3,7 @@ import pytest
 import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-from medistill.compress import (
+from medistill.models.compress import (
     ONNX_GRAPH,
     compress_student,
     export_onnx,
@@ -11,9 +11,9 @@ from medistill.compress import (
     model_disk_mb,
     save_int8,
 )
-from medistill.evaluate import efficiency, score_test_sets
-from medistill.scoring import predict_tags
-from medistill.students import count_parameters, make_student
+from medistill.models.students import count_parameters, make_student
+from medistill.ner.evaluate import efficiency, score_test_sets
+from medistill.ner.scoring import predict_tags
 
 LABELS = ["O", "B-DISO", "I-DISO", "B-CHEM", "I-CHEM"]
 TEXTS = [

@@ -3,8 +3,8 @@ import copy
 import pytest
 
 from medistill.config import validate_config
-from medistill.errors import ConfigError
-from medistill.hashing import config_hash
+from medistill.core.errors import ConfigError
+from medistill.core.hashing import config_hash
 from medistill.tracking import flatten
 
 

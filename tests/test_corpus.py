@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from medistill.io import atomic_write, read_json, read_jsonl, write_json, write_jsonl
-from medistill.lexicons import LABELS, Lexicons, load_lexicons
-from medistill.sentences import split_sentences
-from medistill.synthetic import generate_reports
+from medistill.core.io import atomic_write, read_json, read_jsonl, write_json, write_jsonl
+from medistill.data.lexicons import LABELS, Lexicons, load_lexicons
+from medistill.data.sentences import split_sentences
+from medistill.data.synthetic import generate_reports
 
 
 @pytest.fixture(scope="module")
@@ -251,7 +251,7 @@ def test_split_sentences_on_one_long_line():
 
 
 def test_build_corpus_from_synthetic_source(tmp_path):
-    from medistill.corpus import build_corpus
+    from medistill.data.corpus import build_corpus
 
     spec = {"sources": [{"kind": "synthetic", "n_docs": 20, "seed": 3}]}
     stats = build_corpus(spec, tmp_path / "docs.jsonl", tmp_path / "build_stats.json")

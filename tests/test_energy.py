@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from medistill import energy
-from medistill.energy import track_energy
+from medistill.core import energy
+from medistill.core.energy import track_energy
 
 
 def busy(seconds: float) -> None:

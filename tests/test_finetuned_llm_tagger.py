@@ -11,16 +11,16 @@ import torch
 import yaml
 
 from medistill.config import validate_config
-from medistill.generative_tagging import (
+from medistill.core.io import write_json, write_jsonl
+from medistill.generative.objective import CausalAnswerObjective
+from medistill.generative.tagging import (
     answer_prompts,
     causal_examples,
     finetune_generative_tagger,
     load_tagger,
 )
-from medistill.io import write_json, write_jsonl
-from medistill.losses import CausalAnswerObjective
-from medistill.packaged_gguf import gguf_source
-from medistill.tagging_text import linearise
+from medistill.generative.text import linearise
+from medistill.models.packaged_gguf import gguf_source
 
 TRAIN = [
     {"words": ["Toux", "et", "fièvre", "."], "tags": ["B-SOSY", "O", "B-SOSY", "O"]},
@@ -149,7 +149,7 @@ def test_a_finetuned_llm_learns_its_train_sentences(tiny_llm, tmp_path):
 def test_train_layers_leaves_only_the_top_blocks_trainable(tiny_llm):
     from transformers import AutoModelForCausalLM
 
-    from medistill.generative_tagging import train_top_blocks
+    from medistill.generative.tagging import train_top_blocks
 
     folder, _, _ = tiny_llm
     model = AutoModelForCausalLM.from_pretrained(folder)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from medistill.french import strip_accents
-from medistill.generation_scoring import (
+from medistill.data.french import strip_accents
+from medistill.data.lexicons import load_lexicons
+from medistill.seq2seq.pairs import EXERCISE, SUMMARY, synthetic_pairs
+from medistill.seq2seq.scoring import (
     corpus_rouge,
     entity_faithfulness,
     exercise_answerable,
@@ -15,8 +17,6 @@ from medistill.generation_scoring import (
     rouge,
     score_generations,
 )
-from medistill.lexicons import load_lexicons
-from medistill.pairs import EXERCISE, SUMMARY, synthetic_pairs
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from medistill import generative_tagging
-from medistill.generative_tagging import Tagger, evaluate_generative_tagger
-from medistill.io import read_json, write_jsonl
+from medistill.core.io import read_json, write_jsonl
+from medistill.generative import tagging as generative_tagging
+from medistill.generative.tagging import Tagger, evaluate_generative_tagger
 
 CLEAN = [
     {"words": ["Toux", "et", "fièvre", "."], "tags": ["B-SOSY", "O", "B-SOSY", "O"]},

@@ -15,7 +15,7 @@ import yaml
 from test_workflow import ROOT, _fake_hub_cache, _fake_local_data, _stacked_config, snakemake
 
 from medistill.config import validate_config
-from medistill.errors import ConfigError
+from medistill.core.errors import ConfigError
 
 SMOKE = str(ROOT / "config" / "smoke.yaml")
 TAGGER = {

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from medistill.config import validate_config
-from medistill.errors import ConfigError
-from medistill.io import write_jsonl
-from medistill.tagging_text import ParseCounts
+from medistill.core.errors import ConfigError
+from medistill.core.io import write_jsonl
+from medistill.generative.text import ParseCounts
 
 SENTENCES = [
     {
@@ -62,7 +62,7 @@ def _task(tmp_path) -> Path:
 def test_gliner_spans_become_lines_on_the_sentence_words_and_a_report_row(
     default_config, tiny_gliner, tmp_path
 ):
-    from medistill.generative_tagging import evaluate_generative_tagger, load_tagger
+    from medistill.generative.tagging import evaluate_generative_tagger, load_tagger
 
     config = _config(default_config, tiny_gliner)
     assert config["generative"]["sweep"] == ["gl"]
@@ -100,7 +100,7 @@ def test_gliner_spans_become_lines_on_the_sentence_words_and_a_report_row(
 
 
 def test_a_high_threshold_keeps_no_span(default_config, tiny_gliner, tmp_path):
-    from medistill.generative_tagging import load_tagger
+    from medistill.generative.tagging import load_tagger
 
     tagger = load_tagger(_config(default_config, tiny_gliner, 0.99), "gl", None, _task(tmp_path))
     assert tagger.outputs(SENTENCES, "cpu") == ["aucune"] * len(SENTENCES)
@@ -109,7 +109,7 @@ def test_a_high_threshold_keeps_no_span(default_config, tiny_gliner, tmp_path):
 def test_a_gliner_whose_backbone_brings_its_own_code_needs_the_opt_in(tiny_gliner, tmp_path):
     import shutil
 
-    from medistill.generative_tagging import load_gliner
+    from medistill.generative.tagging import load_gliner
 
     folder = tmp_path / "remote"
     shutil.copytree(tiny_gliner, folder)
@@ -141,7 +141,7 @@ def test_gliner_entries_are_checked_before_any_job(default_config, tmp_path, cap
 
 
 def test_descriptions_must_name_distinct_types_of_the_task(default_config, tiny_gliner, tmp_path):
-    from medistill.generative_tagging import load_tagger
+    from medistill.generative.tagging import load_tagger
 
     task = _task(tmp_path)
     config = _config(default_config, tiny_gliner)

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import pytest
 
-from medistill.errors import TeacherSourceError
-from medistill.generative_tagging import (
+from medistill.core.errors import TeacherSourceError
+from medistill.data.spans import WORD
+from medistill.generative.tagging import (
     TYPE_DESCRIPTIONS,
     prompt_ids,
     shared_prefix,
     tag_outputs,
 )
-from medistill.llm_engines import LlamaCppEngine, TransformersEngine, check_llama_cpp
-from medistill.packaged_gguf import gguf_parameters, gguf_source
-from medistill.spans import WORD
+from medistill.models.llm_engines import LlamaCppEngine, TransformersEngine, check_llama_cpp
+from medistill.models.packaged_gguf import gguf_parameters, gguf_source
 
 
 def _sentence(text: str, tags: list[str]) -> dict:
@@ -74,7 +74,7 @@ def test_both_engines_parse_the_same_tags_from_the_same_prompts(smollm2):
 
 
 def test_a_llama_cpp_build_that_crashes_becomes_an_error_with_the_rebuild(smollm2, monkeypatch):
-    from medistill import llm_engines
+    from medistill.models import llm_engines
 
     monkeypatch.setattr(
         llm_engines, "_PROBE", "import os, signal; os.kill(os.getpid(), signal.SIGILL)"

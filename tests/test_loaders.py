@@ -7,13 +7,13 @@ import json
 import pytest
 from conftest import SHARED_DATA
 
-from medistill.brat import read_brat, semantic_group
 from medistill.config import validate_config
-from medistill.conll import read_conll
-from medistill.errors import ConfigError, TaskDataError
-from medistill.loaders import apply_policy, cut_sentences, load_task
-from medistill.spans import to_iob2
-from medistill.tasks import prepare_task
+from medistill.core.errors import ConfigError, TaskDataError
+from medistill.data.brat import read_brat, semantic_group
+from medistill.data.conll import read_conll
+from medistill.data.loaders import apply_policy, cut_sentences, load_task
+from medistill.data.spans import to_iob2
+from medistill.data.tasks import prepare_task
 
 E3C = SHARED_DATA / "e3c-fr"
 MANTRA = SHARED_DATA / "mantra-gsc-fr"

@@ -6,15 +6,9 @@ import torch
 import torch.nn.functional as F
 from transformers import BertConfig, BertForMaskedLM, BertForTokenClassification
 
-from medistill.losses import (
-    GeneralObjective,
-    TaskObjective,
-    hidden_state_loss,
-    layer_map,
-    relation_loss,
-    topk_kl,
-)
-from medistill.training import train
+from medistill.ner.objectives import GeneralObjective, TaskObjective
+from medistill.training.loop import train
+from medistill.training.losses import hidden_state_loss, layer_map, relation_loss, topk_kl
 
 
 def _cached_topk(teacher_logits, k):

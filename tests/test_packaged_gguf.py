@@ -9,8 +9,8 @@ import hashlib
 import pytest
 
 from medistill.config import validate_config
-from medistill.errors import ConfigError, TeacherSourceError
-from medistill.packaged_gguf import SPLIT_PACKAGES, gguf_parameters, gguf_source, join_parts
+from medistill.core.errors import ConfigError, TeacherSourceError
+from medistill.models.packaged_gguf import SPLIT_PACKAGES, gguf_parameters, gguf_source, join_parts
 
 
 def _parts(tmp_path, contents):

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from medistill.errors import TaskDataError
-from medistill.french import strip_accents
-from medistill.lexicons import LABELS
-from medistill.pairs import (
+from medistill.core.errors import TaskDataError
+from medistill.data.french import strip_accents
+from medistill.data.lexicons import LABELS
+from medistill.seq2seq.pairs import (
     EXERCISE,
     SUMMARY,
     TASKS,
@@ -141,7 +141,7 @@ def test_exercises_ask_only_what_the_report_answers():
 
 
 def test_a_text_that_is_no_synthetic_report_is_refused():
-    with pytest.raises(ValueError, match="not a report of medistill.synthetic"):
+    with pytest.raises(ValueError, match="not a report of medistill.data.synthetic"):
         report_sections("Patient vu en consultation pour une toux.")
     with pytest.raises(ValueError, match="task must be one of"):
         synthetic_pairs("translation", 1, 0)

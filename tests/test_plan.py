@@ -1,4 +1,4 @@
-"""The job graph's logic (medistill.plan, medistill.seq2seq_plan) on the shipped configs, without
+"""The job graph's logic (medistill.plan, medistill.seq2seq.plan) on the shipped configs, without
 Snakemake: which files a job reads and which config keys its outputs depend on."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from medistill.config_slices import TEACHER_SIGNAL_KEYS, config_slice, names_pattern
-from medistill.errors import ConfigError
+from medistill.core.config_slices import TEACHER_SIGNAL_KEYS, config_slice, names_pattern
+from medistill.core.errors import ConfigError
 
 
 def student(teacher="minilm-l6", corpus="synth", size="L3", task="ner-synth"):

@@ -1,4 +1,4 @@
-"""Tests for the report (medistill.tradeoff, plots, report): Pareto fronts, relative columns,
+"""Tests for the report (medistill.report.tradeoff, plots, report): Pareto fronts, relative columns,
 loading and the full report."""
 
 import json
@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medistill.cards import write_model_card
-from medistill.plots import FRONT_PLOTS, load_histories, model_label
-from medistill.report import build_report
-from medistill.tradeoff import (
+from medistill.report.build import build_report
+from medistill.report.cards import write_model_card
+from medistill.report.plots import FRONT_PLOTS, load_histories, model_label
+from medistill.report.tradeoff import (
     FRONTS,
     LEAD_COLUMNS,
     add_relative_columns,
@@ -354,7 +354,7 @@ def full_report(tmp_path_factory):
 def test_each_kind_of_point_has_its_own_legend_entry():
     import matplotlib.pyplot as plt
 
-    from medistill.plots import _scatter_points
+    from medistill.report.plots import _scatter_points
 
     df = pd.DataFrame(
         {
@@ -462,7 +462,7 @@ def test_model_card_has_provenance_scores_and_limits(tmp_path):
 
 
 def test_baseline_columns_compare_each_student_with_its_gold_only_twin():
-    from medistill.tradeoff import add_baseline_columns
+    from medistill.report.tradeoff import add_baseline_columns
 
     df = pd.DataFrame(
         {
@@ -486,7 +486,7 @@ def test_baseline_columns_compare_each_student_with_its_gold_only_twin():
 
 
 def test_a_generative_teachers_student_is_measured_against_its_tagger_and_its_inits_baseline():
-    from medistill.tradeoff import add_baseline_columns
+    from medistill.report.tradeoff import add_baseline_columns
 
     df = pd.DataFrame(
         {

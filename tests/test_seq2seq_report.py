@@ -1,4 +1,4 @@
-"""Tests for the seq2seq report (medistill.seq2seq_report): the trade-off table's ratios and
+"""Tests for the seq2seq report (medistill.seq2seq.report): the trade-off table's ratios and
 fronts, the plots, the page's route comparison, best student and lead comparison."""
 
 import json
@@ -7,8 +7,8 @@ import re
 import pandas as pd
 import pytest
 
-from medistill.seq2seq_report import FRONTS, LEAD_COLUMNS, build_seq2seq_report
-from medistill.tradeoff import pareto_front
+from medistill.report.tradeoff import pareto_front
+from medistill.seq2seq.report import FRONTS, LEAD_COLUMNS, build_seq2seq_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TASK = "summary-synth"

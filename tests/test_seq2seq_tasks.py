@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from medistill.augment import load_abbreviations
-from medistill.errors import ConfigError, TaskDataError
-from medistill.french import strip_accents
-from medistill.io import read_jsonl
-from medistill.lexicons import load_lexicons
-from medistill.pairs import EXERCISE, SUMMARY
-from medistill.seq2seq_tasks import (
+from medistill.core.errors import ConfigError, TaskDataError
+from medistill.core.io import read_jsonl
+from medistill.data.augment import load_abbreviations
+from medistill.data.french import strip_accents
+from medistill.data.lexicons import load_lexicons
+from medistill.seq2seq.pairs import EXERCISE, SUMMARY
+from medistill.seq2seq.tasks import (
     SEQ2SEQ_ROBUSTNESS_SETS,
     check_pair_files,
     prepare_seq2seq_task,

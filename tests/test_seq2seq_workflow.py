@@ -227,7 +227,7 @@ def test_hub_seq2seq_config_validates_and_plans_the_grid(tmp_path, monkeypatch):
     from huggingface_hub import constants
 
     from medistill.config import _merge, validate_config
-    from medistill.errors import ConfigError
+    from medistill.core.errors import ConfigError
 
     default = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     hub = yaml.safe_load((ROOT / "config" / "seq2seq-hub.yaml").read_text())

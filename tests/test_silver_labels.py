@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from medistill.silver_labels import one_hot_logits
+from medistill.generative.silver_labels import one_hot_logits
 
 
 def test_silver_tags_become_logits_whose_softmax_is_the_tag():

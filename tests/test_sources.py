@@ -9,11 +9,11 @@ import json
 import pytest
 from conftest import SHARED_DATA
 
-from medistill.corpus import build_corpus, collect_documents
-from medistill.dedup import deduplicate
-from medistill.errors import CorpusSourceError, CorpusSpecError
-from medistill.io import read_json
-from medistill.normalise import normalise_document, normalise_text
+from medistill.core.errors import CorpusSourceError, CorpusSpecError
+from medistill.core.io import read_json
+from medistill.data.corpus import build_corpus, collect_documents
+from medistill.data.dedup import deduplicate
+from medistill.data.normalise import normalise_document, normalise_text
 
 E3C_RAW = SHARED_DATA / "e3c-fr-raw" / "layer3-sample.jsonl.gz"
 
@@ -225,7 +225,7 @@ def test_e3c_raw_sample_matches_its_readme(tmp_path):
 )
 def test_schema_rejects_bad_sources(default_config, source, expected):
     from medistill.config import validate_config
-    from medistill.errors import ConfigError
+    from medistill.core.errors import ConfigError
 
     default_config["corpora"]["synth"]["sources"].append(source)
     with pytest.raises(ConfigError, match=expected):

@@ -7,7 +7,7 @@ from transformers import (
     AutoTokenizer,
 )
 
-from medistill.students import (
+from medistill.models.students import (
     count_parameters,
     make_student,
     select_layers,

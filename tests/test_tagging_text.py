@@ -6,8 +6,8 @@ import importlib.util
 import pytest
 import torch
 
-from medistill.spans import WORD
-from medistill.tagging_text import (
+from medistill.data.spans import WORD
+from medistill.generative.text import (
     NO_ENTITY,
     chat_messages,
     few_shot_examples,
@@ -154,14 +154,14 @@ def test_a_prompted_causal_lm_tags_every_sentence_and_counts_what_it_cannot_pars
 ):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from medistill.generative_tagging import (
+    from medistill.generative.tagging import (
         TYPE_DESCRIPTIONS,
         prompt_ids,
         shared_prefix,
         tag_outputs,
     )
-    from medistill.llm_engines import TransformersEngine
-    from medistill.tagging_text import ParseCounts
+    from medistill.generative.text import ParseCounts
+    from medistill.models.llm_engines import TransformersEngine
 
     model = AutoModelForCausalLM.from_pretrained(tiny_causal_lm)
     tokenizer = AutoTokenizer.from_pretrained(tiny_causal_lm)
@@ -193,7 +193,7 @@ def test_a_prompted_causal_lm_tags_every_sentence_and_counts_what_it_cannot_pars
 def test_a_base_model_without_a_chat_template_gets_plain_few_shot_blocks(minilm_path):
     from transformers import AutoTokenizer
 
-    from medistill.generative_tagging import TYPE_DESCRIPTIONS, prompt_ids, prompt_texts
+    from medistill.generative.tagging import TYPE_DESCRIPTIONS, prompt_ids, prompt_texts
 
     tokenizer = AutoTokenizer.from_pretrained(minilm_path)
     assert not tokenizer.chat_template
@@ -221,14 +221,14 @@ def test_a_base_model_without_a_chat_template_gets_plain_few_shot_blocks(minilm_
 def test_vllm_and_transformers_give_the_same_spans_on_the_same_greedy_outputs(tiny_causal_lm):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from medistill.generative_tagging import (
+    from medistill.generative.tagging import (
         TYPE_DESCRIPTIONS,
         VllmEngine,
         prompt_ids,
         shared_prefix,
         tag_outputs,
     )
-    from medistill.llm_engines import TransformersEngine
+    from medistill.models.llm_engines import TransformersEngine
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_causal_lm)
     model = AutoModelForCausalLM.from_pretrained(tiny_causal_lm)
@@ -250,7 +250,7 @@ def test_a_template_without_a_system_role_gets_the_instruction_in_the_first_user
 ):
     from transformers import AutoTokenizer
 
-    from medistill.generative_tagging import TYPE_DESCRIPTIONS, prompt_texts
+    from medistill.generative.tagging import TYPE_DESCRIPTIONS, prompt_texts
 
     tokenizer = AutoTokenizer.from_pretrained(minilm_path)
     tokenizer.chat_template = (

@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 from conftest import SHARED_DATA
 
-from medistill.augment import (
+from medistill.core.io import read_json, write_json
+from medistill.data.augment import (
     Augmenter,
     augment_corpus,
     augment_corpus_file,
@@ -15,10 +16,9 @@ from medistill.augment import (
     typo,
     typo_words,
 )
-from medistill.io import read_json, write_json
-from medistill.scoring import mask_ignored
-from medistill.spans import WORD, document_sentences, iob2_labels
-from medistill.tasks import ROBUSTNESS_SETS, prepare_task, unseen_test_set
+from medistill.data.spans import WORD, document_sentences, iob2_labels
+from medistill.data.tasks import ROBUSTNESS_SETS, prepare_task, unseen_test_set
+from medistill.ner.scoring import mask_ignored
 
 DOC = {
     "id": "d1",
@@ -170,7 +170,7 @@ def test_new_concepts_replace_mentions_with_novel_names():
 
 
 def test_augment_corpus_file_merges_build_stats(tmp_path):
-    from medistill.io import write_jsonl
+    from medistill.core.io import write_jsonl
 
     write_jsonl([DOC, HTA_DOC], tmp_path / "documents.jsonl")
     write_json({"n_docs": 2, "sources": {"x": {"licence": "MIT"}}}, tmp_path / "build.json")
@@ -210,7 +210,7 @@ def test_unseen_masks_mentions_seen_in_train():
 def test_prepare_task_writes_robustness_sets(tmp_path):
     spec = {"synthetic": {"seed": 3, "train_docs": 30, "dev_docs": 2, "test_docs": 12}}
     counts = prepare_task(spec, tmp_path, max_words=64, seed=13)
-    from medistill.io import read_jsonl
+    from medistill.core.io import read_jsonl
 
     test = read_jsonl(tmp_path / "test.jsonl")
     sets = {name: read_jsonl(tmp_path / f"test_{name}.jsonl") for name in ROBUSTNESS_SETS}

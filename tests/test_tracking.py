@@ -20,7 +20,7 @@ from conftest import SMOKE_RUNS
 from test_report_html import CHROMIUM, assert_page_renders
 
 from medistill import tracking
-from medistill.hashing import config_hash
+from medistill.core.hashing import config_hash
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]

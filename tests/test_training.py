@@ -7,22 +7,23 @@ import pytest
 import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-from medistill.cache import build_cache, load_cache, word_logits
-from medistill.distill import epoch_budget, mix_examples, pseudo_labelled
-from medistill.evaluate import cpu_latency
-from medistill.finetune import finetune_teacher
-from medistill.hashing import config_hash
-from medistill.io import write_json, write_jsonl
-from medistill.losses import TaskObjective, distillation_loss
-from medistill.scoring import ner_scores, predict_tags
-from medistill.spans import iob2_labels
-from medistill.training import (
+from medistill.core.hashing import config_hash
+from medistill.core.io import write_json, write_jsonl
+from medistill.data.spans import iob2_labels
+from medistill.ner.cache import build_cache, load_cache, word_logits
+from medistill.ner.distill import epoch_budget, mix_examples, pseudo_labelled
+from medistill.ner.evaluate import cpu_latency
+from medistill.ner.finetune import finetune_teacher
+from medistill.ner.objectives import TaskObjective
+from medistill.ner.scoring import ner_scores, predict_tags
+from medistill.training.loop import (
     batch_indices,
     build_examples,
     ner_dev_score,
     stopping_free,
     train,
 )
+from medistill.training.losses import distillation_loss
 
 LABELS = iob2_labels(("DISO", "CHEM"))
 SENTENCES = [
@@ -191,7 +192,7 @@ def test_predict_and_latency(model_and_tokenizer):
 
 
 def test_a_corpus_gives_its_gold_tags_only_when_asked_and_only_of_the_task():
-    from medistill.distill import corpus_gold
+    from medistill.ner.distill import corpus_gold
 
     other = [{"id": "x", "words": ["HTA", "."], "tags": ["B-CLINENTITY", "O"]}]
     # by default the teacher's signal alone: the twin never sees the corpus's gold
@@ -206,7 +207,7 @@ def test_a_corpus_gives_its_gold_tags_only_when_asked_and_only_of_the_task():
 
 
 def test_mixed_teachers_average_their_distributions():
-    from medistill.distill import mix_teacher_logits
+    from medistill.ner.distill import mix_teacher_logits
 
     rng = np.random.default_rng(0)
     a = [rng.normal(size=(4, 5)).astype(np.float32), rng.normal(size=(2, 5)).astype(np.float32)]
@@ -220,7 +221,7 @@ def test_mixed_teachers_average_their_distributions():
 
 
 def test_a_mix_reads_each_members_cache_and_rejects_other_labels(tiny_bert, tmp_path):
-    from medistill.distill import _teacher_logits
+    from medistill.ner.distill import _teacher_logits
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
     args = {"shard_size": 8, "max_length": 64, "batch_size": 4, "device": "cpu"}
@@ -363,8 +364,8 @@ def test_keep_last_ends_at_the_final_step_and_a_keep_edit_resumes_where_it_can(t
 
 
 def test_seeded_runs_keep_the_best_dev_run_and_resume(tiny_bert, tmp_path):
-    from medistill.evaluate import over_seeds
-    from medistill.training import train_seeds
+    from medistill.ner.evaluate import over_seeds
+    from medistill.training.loop import train_seeds
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
     config = {

@@ -28,9 +28,9 @@ from transformers import (
     XLMRobertaTokenizer,
 )
 
-from medistill.augment import Augmenter
-from medistill.synthetic import generate_reports
-from medistill.trim import trim_vocabulary, unk_rate
+from medistill.data.augment import Augmenter
+from medistill.data.synthetic import generate_reports
+from medistill.models.trim import trim_vocabulary, unk_rate
 
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 # Words no report contains: new drug and disease names, and a Greek letter.

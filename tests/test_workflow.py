@@ -311,9 +311,9 @@ def test_recipe_levers_run_end_to_end(smoke_sweep, tmp_path):
     pretrained teacher; the teacher itself is not retrained."""
     import shutil
 
-    from medistill.distill import mix_examples
-    from medistill.io import read_jsonl
-    from medistill.spans import read_sentences
+    from medistill.core.io import read_jsonl
+    from medistill.data.spans import read_sentences
+    from medistill.ner.distill import mix_examples
 
     workdir = tmp_path / "sweep"
     shutil.copytree(smoke_sweep, workdir, symlinks=True)
@@ -412,7 +412,7 @@ def test_hub_study_configs_pass_validation(study, tmp_path, monkeypatch):
     from huggingface_hub import constants
 
     from medistill.config import validate_config
-    from medistill.errors import ConfigError
+    from medistill.core.errors import ConfigError
 
     files, task = HUB_STUDIES[study]
     raw = _stacked_config(files)

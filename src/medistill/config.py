@@ -16,9 +16,9 @@ from typing import Any
 
 import jsonschema
 
-from medistill.errors import ConfigError
-from medistill.schema import fill_defaults, load_schema
-from medistill.tasks import BASELINE_CORPUS
+from medistill.core.errors import ConfigError
+from medistill.core.schema import fill_defaults, load_schema
+from medistill.data.tasks import BASELINE_CORPUS
 
 # The keys of `tasks.NAME.files` that name files or folders the task reads.
 TASK_FILE_PATHS = ("path", "split_file", "documents")
@@ -213,7 +213,7 @@ def _label_set(config: dict, task: str) -> tuple:
     """What the config says of a task's labels: its entity types where declared, else its name."""
     spec = config["tasks"][task]
     if "synthetic" in spec:
-        from medistill.lexicons import LABELS
+        from medistill.data.lexicons import LABELS
 
         return ("types", tuple(sorted(LABELS)))
     if spec["files"].get("labels"):
@@ -339,9 +339,9 @@ def _check_licence(
 
 
 def _check_teachers(config: dict, where: str) -> None:
-    from medistill.errors import TeacherSourceError
-    from medistill.students import validate_student_spec
-    from medistill.teachers import has_masked_lm_head, resolve_teacher
+    from medistill.core.errors import TeacherSourceError
+    from medistill.models.students import validate_student_spec
+    from medistill.models.teachers import has_masked_lm_head, resolve_teacher
 
     sweep = config["sweep"]
     for name in sweep["teachers"]:
@@ -397,10 +397,10 @@ def _check_generative(config: dict, where: str) -> None:
     (not in the local cache, `allow_network` false) is taken out of the sweep with a message
     on stderr, so an offline run still reports the rest; one a generative teacher learns from
     is an error."""
-    from medistill.errors import TeacherSourceError
-    from medistill.llm_engines import LLAMA_CPP_BUILD
-    from medistill.packaged_gguf import gguf_source
-    from medistill.teachers import GLINER_CONFIG, resolve_teacher
+    from medistill.core.errors import TeacherSourceError
+    from medistill.models.llm_engines import LLAMA_CPP_BUILD
+    from medistill.models.packaged_gguf import gguf_source
+    from medistill.models.teachers import GLINER_CONFIG, resolve_teacher
 
     family = config["generative"]
     teaching = generative_teachers(config)
@@ -473,9 +473,9 @@ def _check_generative(config: dict, where: str) -> None:
 
 def _check_seq2seq(config: dict, where: str) -> None:
     """The seq2seq family's names, teachers, depths and pair files, checked before any job."""
-    from medistill.errors import TaskDataError, TeacherSourceError
-    from medistill.seq2seq_tasks import check_pair_files
-    from medistill.teachers import resolve_teacher
+    from medistill.core.errors import TaskDataError, TeacherSourceError
+    from medistill.models.teachers import resolve_teacher
+    from medistill.seq2seq.tasks import check_pair_files
 
     family = config["seq2seq"]
     for key in ("tasks", "sizes", "sweep"):
@@ -557,8 +557,8 @@ def _check_seq2seq(config: dict, where: str) -> None:
 
 def _check_llm_source(name: str, spec: dict, config: dict, where: str) -> None:
     """An LLM teacher's source resolves (a packaged GGUF file is found) before any job."""
-    from medistill.errors import TeacherSourceError
-    from medistill.packaged_gguf import gguf_source
+    from medistill.core.errors import TeacherSourceError
+    from medistill.models.packaged_gguf import gguf_source
 
     try:
         gguf = gguf_source(spec["source"])

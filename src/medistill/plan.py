@@ -3,14 +3,14 @@ and the config slice each rule's outputs depend on (NER students, teachers, gene
 `workflow/rules/common.smk` builds one `Plan` and the rule files use its methods as input and
 params functions; they take Snakemake's wildcards (anything with the wildcard names as
 attributes), so the graph's logic is unit-tested without Snakemake (`tests/test_plan.py`).
-The seq2seq family's part is `seq2seq_plan.Seq2SeqPlan` (`Plan.seq2seq`)."""
+The seq2seq family's part is `seq2seq.plan.Seq2SeqPlan` (`Plan.seq2seq`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from medistill.config import TASK_FILE_PATHS, TRAINED_TAGGERS, generative_teachers
-from medistill.config_slices import (
+from medistill.core.config_slices import (
     EXECUTION_KEYS,
     MODEL_KEYS,
     TEACHER_SIGNAL_KEYS,
@@ -19,9 +19,9 @@ from medistill.config_slices import (
     names_pattern,
     only,
 )
-from medistill.seq2seq_plan import Seq2SeqPlan
-from medistill.sources import corpus_licence
-from medistill.tasks import BASELINE_CORPUS, ROBUSTNESS_SETS
+from medistill.data.sources import corpus_licence
+from medistill.data.tasks import BASELINE_CORPUS, ROBUSTNESS_SETS
+from medistill.seq2seq.plan import Seq2SeqPlan
 
 # What `snakemake` with no target builds, per family named in `families`.
 FAMILY_TARGETS = {

@@ -33,9 +33,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from medistill.hashing import config_hash, file_sha256
-from medistill.io import write_json
-from medistill.sources import corpus_licence
+from medistill.core.hashing import config_hash, file_sha256
+from medistill.core.io import write_json
+from medistill.data.sources import corpus_licence
 
 KEY_TAG = "medistill_key"
 DIGEST_TAG = "medistill_digest"

@@ -1,13 +1,13 @@
 # Config validation (before any job) and the job graph's plan: grid expansion, output paths,
-# input functions and config slices live in the library (medistill.plan, medistill.seq2seq_plan,
+# input functions and config slices live in the library (medistill.plan, medistill.seq2seq.plan,
 # unit-tested in tests/test_plan.py); the rule files use PLAN's and S2S's methods.
 from snakemake.exceptions import WorkflowError
 
 from medistill.config import validate_config
-from medistill.config_slices import config_slice
-from medistill.errors import ConfigError
+from medistill.core.config_slices import config_slice
+from medistill.core.errors import ConfigError
 from medistill.plan import Plan
-from medistill.tasks import ROBUSTNESS_SETS
+from medistill.data.tasks import ROBUSTNESS_SETS
 
 try:
     config.update(
@@ -31,5 +31,5 @@ wildcard_constraints:
 
 def settings(*keys):
     """The config slice of `keys` ("a" or "a.b"): a rule's `params.settings`, so an edit of
-    one of them reruns the rule (medistill.config_slices)."""
+    one of them reruns the rule (medistill.core.config_slices)."""
     return config_slice(config, *keys)

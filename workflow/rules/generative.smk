@@ -51,7 +51,7 @@ rule evaluate_generative_tagger:
 
 # A generative teacher (`teachers.X.labels_from`) labels the transfer corpora and the task's
 # train split with its tagger; the silver tags are cached where an encoder teacher's logits
-# would be, so distill_student reads them unchanged (`medistill.silver_labels`).
+# would be, so distill_student reads them unchanged (`medistill.generative.silver_labels`).
 rule cache_silver_tags:
     input:
         unpack(PLAN.silver_inputs),

@@ -2,7 +2,7 @@ rule prepare_task:
     input:
         PLAN.external_task_files,
     output:
-        # the robustness sets: one file per name of medistill.tasks.ROBUSTNESS_SETS
+        # the robustness sets: one file per name of medistill.data.tasks.ROBUSTNESS_SETS
         **{
             f"test_{name}": f"results/tasks/{{task}}/test_{name}.jsonl"
             for name in ROBUSTNESS_SETS

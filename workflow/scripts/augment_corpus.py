@@ -1,5 +1,5 @@
-from medistill.augment import augment_corpus_file
-from medistill.runtime import prepare_job
+from medistill.core.runtime import prepare_job
+from medistill.data.augment import augment_corpus_file
 
 log = prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)
 stats = augment_corpus_file(

@@ -1,5 +1,5 @@
-from medistill.corpus import build_corpus
-from medistill.runtime import prepare_job
+from medistill.core.runtime import prepare_job
+from medistill.data.corpus import build_corpus
 
 log = prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)
 stats = build_corpus(

@@ -1,5 +1,5 @@
-from medistill.general_cache import cache_general
-from medistill.runtime import prepare_job
+from medistill.core.runtime import prepare_job
+from medistill.ner.general_cache import cache_general
 
 prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)
 settings = snakemake.params.settings

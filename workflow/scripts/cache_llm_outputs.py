@@ -1,5 +1,5 @@
-from medistill.runtime import prepare_job
-from medistill.seq2seq_llm import cache_llm_outputs
+from medistill.core.runtime import prepare_job
+from medistill.seq2seq.llm import cache_llm_outputs
 from medistill.tracking import run_logger
 
 prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)

@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from medistill.runtime import prepare_job
-from medistill.silver_labels import label_corpus
+from medistill.core.runtime import prepare_job
+from medistill.generative.silver_labels import label_corpus
 
 prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)
 label_corpus(

@@ -1,5 +1,5 @@
-from medistill.general_cache import cache_task_hidden
-from medistill.runtime import prepare_job
+from medistill.core.runtime import prepare_job
+from medistill.ner.general_cache import cache_task_hidden
 
 prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)
 cache_task_hidden(

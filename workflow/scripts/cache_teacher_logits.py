@@ -1,5 +1,5 @@
-from medistill.cache import cache_teacher_logits
-from medistill.runtime import prepare_job
+from medistill.core.runtime import prepare_job
+from medistill.ner.cache import cache_teacher_logits
 
 prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)
 cache_teacher_logits(

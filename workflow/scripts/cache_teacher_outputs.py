@@ -1,5 +1,5 @@
-from medistill.runtime import prepare_job
-from medistill.seq2seq_distill import cache_teacher_outputs
+from medistill.core.runtime import prepare_job
+from medistill.seq2seq.distill import cache_teacher_outputs
 from medistill.tracking import run_logger
 
 prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)

@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from medistill.runtime import prepare_job
-from medistill.seq2seq_distill import cache_teacher_topk
+from medistill.core.runtime import prepare_job
+from medistill.seq2seq.distill import cache_teacher_topk
 
 log = prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)
 tokens = cache_teacher_topk(

@@ -1,5 +1,5 @@
-from medistill.compress import compress_runs
-from medistill.runtime import prepare_job
+from medistill.core.runtime import prepare_job
+from medistill.models.compress import compress_runs
 
 prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)
 compress_runs(

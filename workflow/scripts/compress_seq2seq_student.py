@@ -1,5 +1,5 @@
-from medistill.runtime import prepare_job
-from medistill.seq2seq_distill import compress_seq2seq_runs
+from medistill.core.runtime import prepare_job
+from medistill.seq2seq.distill import compress_seq2seq_runs
 
 prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)
 compress_seq2seq_runs(

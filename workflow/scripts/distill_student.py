@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from medistill.distill import StudentRun, distill_student
-from medistill.runtime import prepare_job
+from medistill.core.runtime import prepare_job
+from medistill.ner.distill import StudentRun, distill_student
 from medistill.tracking import run_logger
 
 prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)

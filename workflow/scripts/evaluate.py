@@ -1,7 +1,7 @@
-from medistill.cards import write_model_card
-from medistill.evaluate import evaluate_to_json
-from medistill.runtime import prepare_job
-from medistill.tasks import ROBUSTNESS_SETS
+from medistill.core.runtime import prepare_job
+from medistill.data.tasks import ROBUSTNESS_SETS
+from medistill.ner.evaluate import evaluate_to_json
+from medistill.report.cards import write_model_card
 from medistill.tracking import attach_artifacts, run_logger
 
 prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)

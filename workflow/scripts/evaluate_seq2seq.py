@@ -1,6 +1,6 @@
-from medistill.runtime import prepare_job
-from medistill.seq2seq_evaluate import evaluate_seq2seq
-from medistill.seq2seq_tasks import SEQ2SEQ_ROBUSTNESS_SETS
+from medistill.core.runtime import prepare_job
+from medistill.seq2seq.evaluate import evaluate_seq2seq
+from medistill.seq2seq.tasks import SEQ2SEQ_ROBUSTNESS_SETS
 from medistill.tracking import run_logger
 
 prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)

@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from medistill.runtime import prepare_job
-from medistill.seq2seq_distill import finetune_seq2seq_teacher
+from medistill.core.runtime import prepare_job
+from medistill.seq2seq.distill import finetune_seq2seq_teacher
 from medistill.tracking import run_logger
 
 prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)

@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from medistill.finetune import finetune_teacher
-from medistill.runtime import prepare_job
+from medistill.core.runtime import prepare_job
+from medistill.ner.finetune import finetune_teacher
 from medistill.tracking import run_logger
 
 prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)

@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from medistill.runtime import prepare_job
-from medistill.tasks import prepare_task
+from medistill.core.runtime import prepare_job
+from medistill.data.tasks import prepare_task
 
 log = prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)
 settings = snakemake.params.settings

@@ -1,5 +1,5 @@
-from medistill.runtime import prepare_job
-from medistill.teachers import prepare_teacher
+from medistill.core.runtime import prepare_job
+from medistill.models.teachers import prepare_teacher
 from medistill.tracking import run_logger
 
 prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)

@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from medistill.report import build_report, log_report
-from medistill.runtime import prepare_job
+from medistill.core.runtime import prepare_job
+from medistill.report.build import build_report, log_report
 from medistill.tracking import run_logger
 
 log = prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)

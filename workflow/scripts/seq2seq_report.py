@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from medistill.runtime import prepare_job
-from medistill.seq2seq_report import build_seq2seq_report, log_seq2seq_report
+from medistill.core.runtime import prepare_job
+from medistill.seq2seq.report import build_seq2seq_report, log_seq2seq_report
 from medistill.tracking import run_logger
 
 log = prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)

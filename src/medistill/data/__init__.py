@@ -1,0 +1,3 @@
+"""Text and annotations: synthetic reports, lexicons, corpus sources and builds, task files and
+their readers, augmentation.
+"""

@@ -1,0 +1,3 @@
+"""The NER family: its objectives, the teacher caches, scoring, teacher fine-tuning, student
+distillation, evaluation.
+"""

@@ -1,0 +1,1 @@
+"""The NER report: trade-off table, plots, HTML page, model cards."""

@@ -1,0 +1,3 @@
+"""The training loop every family runs (checkpoints, seeds, dev selection) and the distillation
+losses.
+"""
