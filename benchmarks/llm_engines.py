@@ -23,12 +23,7 @@ from pathlib import Path
 import torch
 
 from medistill.data.conll import read_conll
-from medistill.generative.tagging import (
-    prompt_ids,
-    shared_prefix,
-    tag_outputs,
-    type_descriptions,
-)
+from medistill.generative.outputs import prompt_ids, shared_prefix, tag_outputs, type_descriptions
 from medistill.generative.text import few_shot_examples
 from medistill.models.llm_engines import LlamaCppEngine, TransformersEngine
 from medistill.models.packaged_gguf import gguf_source

@@ -12,13 +12,10 @@ import yaml
 
 from medistill.config import validate_config
 from medistill.core.io import write_json, write_jsonl
+from medistill.generative.finetune import finetune_generative_tagger
 from medistill.generative.objective import CausalAnswerObjective
-from medistill.generative.tagging import (
-    answer_prompts,
-    causal_examples,
-    finetune_generative_tagger,
-    load_tagger,
-)
+from medistill.generative.outputs import answer_prompts, causal_examples
+from medistill.generative.tagging import load_tagger
 from medistill.generative.text import linearise
 from medistill.models.packaged_gguf import gguf_source
 
@@ -149,7 +146,7 @@ def test_a_finetuned_llm_learns_its_train_sentences(tiny_llm, tmp_path):
 def test_train_layers_leaves_only_the_top_blocks_trainable(tiny_llm):
     from transformers import AutoModelForCausalLM
 
-    from medistill.generative.tagging import train_top_blocks
+    from medistill.generative.outputs import train_top_blocks
 
     folder, _, _ = tiny_llm
     model = AutoModelForCausalLM.from_pretrained(folder)

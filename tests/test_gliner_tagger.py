@@ -109,7 +109,7 @@ def test_a_high_threshold_keeps_no_span(default_config, tiny_gliner, tmp_path):
 def test_a_gliner_whose_backbone_brings_its_own_code_needs_the_opt_in(tiny_gliner, tmp_path):
     import shutil
 
-    from medistill.generative.tagging import load_gliner
+    from medistill.generative.outputs import load_gliner
 
     folder = tmp_path / "remote"
     shutil.copytree(tiny_gliner, folder)

@@ -9,12 +9,7 @@ import pytest
 
 from medistill.core.errors import TeacherSourceError
 from medistill.data.spans import WORD
-from medistill.generative.tagging import (
-    TYPE_DESCRIPTIONS,
-    prompt_ids,
-    shared_prefix,
-    tag_outputs,
-)
+from medistill.generative.outputs import TYPE_DESCRIPTIONS, prompt_ids, shared_prefix, tag_outputs
 from medistill.models.llm_engines import LlamaCppEngine, TransformersEngine, check_llama_cpp
 from medistill.models.packaged_gguf import gguf_parameters, gguf_source
 

@@ -461,6 +461,13 @@ def test_model_card_has_provenance_scores_and_limits(tmp_path):
     assert not list(model_dir.glob(".*"))  # written atomically, no temp file left
 
 
+def test_a_gold_only_twins_card_names_no_distillation_corpus(tmp_path):
+    model_dir = tmp_path / "model"
+    write_json(model_dir / "config.json", {"medistill_student": {"layers": 2}})
+    card = write_model_card(model_dir, evaluation(corpus="gold", size="small"), CONFIG).read_text()
+    assert "| MIT |" in card and "distillation corpus" not in card
+
+
 def test_baseline_columns_compare_each_student_with_its_gold_only_twin():
     from medistill.report.tradeoff import add_baseline_columns
 

@@ -121,7 +121,7 @@ def test_holm_adjusts_for_the_number_of_comparisons_and_skips_untested_rows():
 
 
 def test_an_output_line_that_names_no_mention_lowers_precision_like_a_wrong_mention():
-    from medistill.generative.tagging import tag_outputs
+    from medistill.generative.outputs import tag_outputs
 
     words = ["Toux", "et", "fièvre", "sous", "aspirine", "."]
     gold = [["B-SOSY", "O", "B-SOSY", "O", "B-CHEM", "O"]]

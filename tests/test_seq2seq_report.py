@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from medistill.report.tradeoff import pareto_front
-from medistill.seq2seq.report import FRONTS, LEAD_COLUMNS, build_seq2seq_report
+from medistill.seq2seq.report import build_seq2seq_report
+from medistill.seq2seq.tradeoff import FRONTS, LEAD_COLUMNS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TASK = "summary-synth"

@@ -154,7 +154,7 @@ def test_a_prompted_causal_lm_tags_every_sentence_and_counts_what_it_cannot_pars
 ):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from medistill.generative.tagging import (
+    from medistill.generative.outputs import (
         TYPE_DESCRIPTIONS,
         prompt_ids,
         shared_prefix,
@@ -193,7 +193,7 @@ def test_a_prompted_causal_lm_tags_every_sentence_and_counts_what_it_cannot_pars
 def test_a_base_model_without_a_chat_template_gets_plain_few_shot_blocks(minilm_path):
     from transformers import AutoTokenizer
 
-    from medistill.generative.tagging import TYPE_DESCRIPTIONS, prompt_ids, prompt_texts
+    from medistill.generative.outputs import TYPE_DESCRIPTIONS, prompt_ids, prompt_texts
 
     tokenizer = AutoTokenizer.from_pretrained(minilm_path)
     assert not tokenizer.chat_template
@@ -221,7 +221,7 @@ def test_a_base_model_without_a_chat_template_gets_plain_few_shot_blocks(minilm_
 def test_vllm_and_transformers_give_the_same_spans_on_the_same_greedy_outputs(tiny_causal_lm):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from medistill.generative.tagging import (
+    from medistill.generative.outputs import (
         TYPE_DESCRIPTIONS,
         VllmEngine,
         prompt_ids,
@@ -250,7 +250,7 @@ def test_a_template_without_a_system_role_gets_the_instruction_in_the_first_user
 ):
     from transformers import AutoTokenizer
 
-    from medistill.generative.tagging import TYPE_DESCRIPTIONS, prompt_texts
+    from medistill.generative.outputs import TYPE_DESCRIPTIONS, prompt_texts
 
     tokenizer = AutoTokenizer.from_pretrained(minilm_path)
     tokenizer.chat_template = (

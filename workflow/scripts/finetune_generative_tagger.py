@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from medistill.core.runtime import prepare_job
-from medistill.generative.tagging import finetune_generative_tagger
+from medistill.generative.finetune import finetune_generative_tagger
 from medistill.tracking import run_logger
 
 prepare_job(snakemake.log[0], snakemake.threads, snakemake.config)

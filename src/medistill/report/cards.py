@@ -108,7 +108,7 @@ def model_card(model_dir: str | Path, evaluation: dict, config: dict) -> str:
         "|---|---|---|",
         f"| teacher | `{teacher}` (`{teacher_spec.get('source', '?')}`) | {teacher_licence} |",
     ]
-    if is_student:
+    if corpus in config["corpora"]:  # a distilled student's (a gold-only twin has none)
         licence = corpus_licence(config["corpora"][corpus])
         lines.append(f"| distillation corpus | `{corpus}` | {licence} |")
     task_files = config["tasks"][task].get("files")
