@@ -322,3 +322,20 @@ def test_config_readme_defaults_are_the_schemas():
                 wrong.append(f"{path}: README {default_match[1]}, schema {expected!r}")
     assert len(checked) > 15, checked
     assert wrong == []
+
+
+def test_a_study_folder_says_what_its_configs_stack_on():
+    """In config/STUDY/, base.yaml runs alone (on the default) and every other file stacks on
+    it: its usage line names base.yaml before itself."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    folders = [f for f in (root / "config").iterdir() if f.is_dir()]
+    assert {f.name for f in folders} >= {"e3c", "seq2seq"}
+    for folder in folders:
+        assert (folder / "base.yaml").is_file(), folder
+        for overlay in sorted(set(folder.glob("*.yaml")) - {folder / "base.yaml"}):
+            usage = (
+                f"--configfile config/{folder.name}/base.yaml config/{folder.name}/{overlay.name}"
+            )
+            assert usage in overlay.read_text(), f"{overlay}: its header should say `{usage}`"

@@ -206,7 +206,7 @@ def test_the_vllm_engine_needs_vllm_installed(default_config):
         validate_config(_with_generative(default_config, generative), where="c.yaml")
 
 
-HUB_FILES = ["e3c-hub.yaml", "generative-hub.yaml"]
+HUB_FILES = ["e3c-hub/base.yaml", "e3c-hub/generative.yaml"]
 INSTRUCTION_MODELS = (
     "Qwen/Qwen2.5-0.5B-Instruct",
     "Qwen/Qwen2.5-1.5B-Instruct",

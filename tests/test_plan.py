@@ -112,7 +112,7 @@ def test_gpu_resources_are_requested_only_when_configured(plan_of):
 
 def test_the_targets_follow_the_families(plan_of):
     assert plan_of().sweep_targets()[0] == "results/report/tradeoff.csv"
-    assert plan_of("seq2seq.yaml").sweep_targets() == [
+    assert plan_of("seq2seq/base.yaml").sweep_targets() == [
         "results/seq2seq/report/tradeoff.csv",
         "results/seq2seq/report/report.html",
     ]
@@ -125,7 +125,7 @@ def route(route, corpus="synth", size="E6D1"):
 
 
 def test_seq2seq_routes_read_what_they_learn_from(plan_of):
-    plan = plan_of("seq2seq.yaml").seq2seq
+    plan = plan_of("seq2seq/base.yaml").seq2seq
     variants = plan.variants("minilm-l6")
     assert ("gold", "shrink") in variants and ("synth", "word") in variants
     assert "outputs" not in plan.distill_inputs(route("shrink", corpus="gold"))
@@ -138,7 +138,7 @@ def test_seq2seq_routes_read_what_they_learn_from(plan_of):
 
 
 def test_seq2seq_rows_are_named_by_their_role(plan_of):
-    plan = plan_of("seq2seq.yaml").seq2seq
+    plan = plan_of("seq2seq/base.yaml").seq2seq
     lead = plan.identity(route("word"), "baseline")
     assert (lead["teacher"], lead["size"], lead["kind"]) == ("lead", "lead", "summary")
     assert plan.identity(route("word"), "student")["route"] == "word"
@@ -146,7 +146,7 @@ def test_seq2seq_rows_are_named_by_their_role(plan_of):
 
 
 def test_a_trimmed_teacher_covers_every_family_text(plan_of):
-    both = plan_of("seq2seq.yaml", families=["ner", "seq2seq"])
+    both = plan_of("seq2seq/base.yaml", families=["ner", "seq2seq"])
     task_files = both.teacher_text_files()["task"]
     assert "results/tasks/ner-synth/train.jsonl" in task_files
     assert "results/seq2seq/tasks/summary-synth/dev.jsonl" in task_files

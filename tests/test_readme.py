@@ -49,7 +49,7 @@ CONFIG_SETS = _config_sets()
 
 def test_the_readme_shows_config_commands():
     names = {name for files in CONFIG_SETS for name in files}
-    assert {"config/e3c-offline.yaml", "config/generative.yaml", "my-sweep.yaml"} <= names
+    assert {"config/e3c/base.yaml", "config/generative.yaml", "my-sweep.yaml"} <= names
 
 
 @pytest.mark.parametrize("files", CONFIG_SETS, ids=" ".join)

@@ -126,7 +126,7 @@ LLM = {"llm_teachers": {"smol": SPEC}, "sweep": {"teachers": ["minilm-l6", "smol
 
 
 def test_llm_students_take_the_sequence_route_from_their_init_bert2bert(plan_of):
-    plan = plan_of("seq2seq.yaml", seq2seq=LLM).seq2seq
+    plan = plan_of("seq2seq/base.yaml", seq2seq=LLM).seq2seq
     assert plan.variants("smol") == [("synth", "sequence")]
     student = SimpleNamespace(
         teacher="smol", task="summary-synth", corpus="synth", route="sequence", size="E6D1"
@@ -139,11 +139,14 @@ def test_llm_students_take_the_sequence_route_from_their_init_bert2bert(plan_of)
 
 def test_the_llm_cache_reruns_on_a_prompt_edit_not_on_an_unrelated_one(plan_of):
     cache = SimpleNamespace(teacher="smol", task="summary-synth", corpus="synth")
-    before = plan_of("seq2seq.yaml", seq2seq=LLM).seq2seq.llm_outputs_settings(cache)
-    unrelated = plan_of("seq2seq.yaml", seq2seq=LLM | {"evaluate": {"lead_sentences": 2}})
+    before = plan_of("seq2seq/base.yaml", seq2seq=LLM).seq2seq.llm_outputs_settings(cache)
+    unrelated = plan_of("seq2seq/base.yaml", seq2seq=LLM | {"evaluate": {"lead_sentences": 2}})
     assert unrelated.seq2seq.llm_outputs_settings(cache) == before
     more_shots = LLM | {"llm_teachers": {"smol": SPEC | {"shots": 2}}}
-    assert plan_of("seq2seq.yaml", seq2seq=more_shots).seq2seq.llm_outputs_settings(cache) != before
+    assert (
+        plan_of("seq2seq/base.yaml", seq2seq=more_shots).seq2seq.llm_outputs_settings(cache)
+        != before
+    )
     assert before["instruction"] == INSTRUCTIONS["summary"]
 
 
@@ -160,4 +163,4 @@ def test_a_bad_llm_teacher_stops_before_any_job(plan_of, entry, message):
 
     bad = LLM | {"llm_teachers": {"smol": SPEC | entry}}
     with pytest.raises(ConfigError, match=message):
-        plan_of("seq2seq.yaml", seq2seq=bad)
+        plan_of("seq2seq/base.yaml", seq2seq=bad)

@@ -246,9 +246,9 @@ def test_smoke_sweep_end_to_end(smoke_sweep):
 # The example studies with hub teachers (config/*-hub.yaml), each as the files stacked on the
 # default config, and the task its sweep evaluates on.
 HUB_STUDIES = {
-    "quaero-emea": (["quaero-hub.yaml"], "quaero-emea"),
-    "quaero-medline": (["quaero-hub.yaml", "quaero-medline-hub.yaml"], "quaero-medline"),
-    "e3c": (["e3c-hub.yaml"], "e3c-xmi"),
+    "quaero-emea": (["quaero-hub/base.yaml"], "quaero-emea"),
+    "quaero-medline": (["quaero-hub/base.yaml", "quaero-hub/medline.yaml"], "quaero-medline"),
+    "e3c": (["e3c-hub/base.yaml"], "e3c-xmi"),
 }
 HUB_REPOS = ("almanach/camembert-bio-base", "Dr-BERT/DrBERT-7GB", "almanach/camembertav2-base")
 
@@ -355,9 +355,9 @@ def test_recipe_levers_run_end_to_end(smoke_sweep, tmp_path):
 def test_the_e3c_task_reads_its_document_folder_as_an_input(tmp_path):
     """An edit of the XMI files that name each sentence's document reruns the task."""
     workdir = tmp_path / "work"
-    _fake_local_data(workdir, _stacked_config(["e3c-offline.yaml"]))
+    _fake_local_data(workdir, _stacked_config(["e3c/base.yaml"]))
     run = snakemake(
-        workdir, "-n", "--cores", "2", "--configfile", str(ROOT / "config" / "e3c-offline.yaml")
+        workdir, "-n", "--cores", "2", "--configfile", str(ROOT / "config" / "e3c/base.yaml")
     )
     assert run.returncode == 0, run.stderr[-3000:]
     job = _job(run.stdout, "task=e3c", rule="prepare_task")
@@ -370,34 +370,32 @@ def test_offline_e3c_study_and_its_ablation_validate(tmp_path, monkeypatch):
     from medistill.config import validate_config
 
     workdir = tmp_path / "work"
-    study = _stacked_config(["e3c-offline.yaml"])
+    study = _stacked_config(["e3c/base.yaml"])
     _fake_local_data(workdir, study)
     monkeypatch.chdir(workdir)
-    config = validate_config(copy.deepcopy(study), where="e3c-offline.yaml")
+    config = validate_config(copy.deepcopy(study), where="e3c/base.yaml")
     assert config["sweep"]["teachers"] == ["e5-small"] and config["seeds"] == 3
     assert config["teachers"]["e5-small"]["seeds"] == 1
     assert config["distill"]["gold_ratio"] > 0 and config["distill"]["patience"] > 0
     # The ablation: a MiniLM teacher of three runs (its seed-averaging lever), short students.
     ablation = validate_config(
-        _stacked_config(["e3c-offline.yaml", "e3c-ablation.yaml"]), where="e3c-ablation.yaml"
+        _stacked_config(["e3c/base.yaml", "e3c/ablation.yaml"]), where="e3c/ablation.yaml"
     )
     assert ablation["sweep"]["teachers"] == ["minilm-l6"] and ablation["sweep"]["sizes"] == ["L3"]
     assert ablation["distill"]["steps"] == 200 and ablation["distill"]["patience"] == 0
     assert ablation["teachers"]["minilm-l6"]["finetune"]["learning_rate"] == 2e-4
     assert ablation["teachers"]["minilm-l6"]["seeds"] == 3
     # The 6-layer students: the same study, all steps run and the last kept, nothing else changed.
-    six = validate_config(
-        _stacked_config(["e3c-offline.yaml", "e3c-offline-l6.yaml"]), where="e3c-offline-l6.yaml"
-    )
+    six = validate_config(_stacked_config(["e3c/base.yaml", "e3c/l6.yaml"]), where="e3c/l6.yaml")
     assert six["sweep"]["sizes"] == ["L6", "L6-int8c", "L6-onnx8"]
     assert six["distill"] == config["distill"] | {"patience": 0, "keep": "last"}
     assert {k: six[k] for k in ("finetune", "corpora", "teachers", "seeds")} == {
         k: config[k] for k in ("finetune", "corpora", "teachers", "seeds")
     }
     # Mantra: the same recipe on another corpus; only the task differs from the E3C study.
-    mantra_stack = _stacked_config(["e3c-offline.yaml", "mantra-offline.yaml"])
+    mantra_stack = _stacked_config(["e3c/base.yaml", "e3c/mantra.yaml"])
     _fake_local_data(workdir, mantra_stack)
-    mantra = validate_config(mantra_stack, where="mantra-offline.yaml")
+    mantra = validate_config(mantra_stack, where="e3c/mantra.yaml")
     assert mantra["sweep"] == {**config["sweep"], "task": "mantra"}
     shared = ("finetune", "distill", "sizes", "corpora", "seeds")
     assert {key: mantra[key] for key in shared} == {key: config[key] for key in shared}

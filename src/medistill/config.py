@@ -482,7 +482,7 @@ def _check_seq2seq(config: dict, where: str) -> None:
         if key not in family:
             raise ConfigError(
                 f"{where}: families lists seq2seq but seq2seq.{key} is missing; add it "
-                "(config/seq2seq.yaml is an example) or remove seq2seq from families"
+                "(config/seq2seq/base.yaml is an example) or remove seq2seq from families"
             )
     sweep = family["sweep"]
     llm_teachers = family["llm_teachers"]

@@ -1,6 +1,6 @@
 """A prompted instruction LLM as a teacher of the seq2seq family (`seq2seq.llm_teachers`): it
 writes each report's summary or exercise from a French instruction and a few gold pairs of the
-train split (`seq2seq_prompts`), greedily, on llama.cpp or transformers (`llm_engines`: the
+train split (`seq2seq.prompts`), greedily, on llama.cpp or transformers (`llm_engines`: the
 instruction and examples are computed once and reused for every report).
 
 Its outputs on a sample of a transfer corpus are cached with their provenance (the model's

@@ -1,6 +1,6 @@
 """What a prompted instruction LLM is asked when it teaches the seq2seq family: a French
 instruction per task kind, a few gold pairs of the train split as worked examples, then the
-report. The texts live here, below the models, so the job graph (`seq2seq_plan`) can put them
+report. The texts live here, below the models, so the job graph (`seq2seq.plan`) can put them
 in a cache's config slice: editing an instruction reruns the LLM's outputs and what learnt
 from them, nothing else."""
 
