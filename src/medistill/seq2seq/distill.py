@@ -13,6 +13,7 @@ import logging
 import random
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -295,45 +296,62 @@ def load_topk(path: Path) -> list[dict]:
         ]
 
 
+@dataclass(frozen=True)
+class Seq2SeqStudentRun:
+    """One seq2seq student's job (rule distill_seq2seq_student): its names and the files it
+    reads and writes. A `shrink` student reads no cache; `sequence` the teacher's outputs;
+    `word` its top-k too."""
+
+    teacher: str
+    task: str
+    corpus: str
+    route: str
+    size: str
+    teacher_dir: Path
+    task_dir: Path
+    out_dir: Path
+    seeds_dir: Path
+    checkpoint: Path
+    outputs_path: Path | None = None
+    topk_path: Path | None = None
+
+    @property
+    def names(self) -> dict[str, str]:
+        return {k: getattr(self, k) for k in ("teacher", "task", "corpus", "route", "size")}
+
+    @property
+    def described(self) -> str:
+        return "/".join(self.names.values())
+
+
 def distill_seq2seq_student(
-    config: dict,
-    names: dict[str, str],
-    teacher_dir: Path,
-    task_dir: Path,
-    out_dir: Path,
-    seeds_dir: Path,
-    checkpoint: Path,
-    log_run: Callable[..., object],
-    outputs_path: Path | None = None,
-    topk_path: Path | None = None,
+    config: dict, run: Seq2SeqStudentRun, log_run: Callable[..., object]
 ) -> list[dict]:
-    """A student of one route (`names`: teacher, task, corpus, route, size): the teacher's
-    layers its size keeps, trained on the route's examples (gold pairs; plus the teacher's
-    outputs on the transfer corpus; plus KL to its cached top-k), one run per seed."""
+    """A student of one route: the teacher's layers its size keeps, trained on the route's
+    examples (gold pairs; plus the teacher's outputs on the transfer corpus; plus KL to its
+    cached top-k), one run per seed."""
     family, config = _family(config)
-    route, size = names["route"], names["size"]
-    shape = family["sizes"][size]
-    recipe = family["distill"]
-    remote = config["trust_remote_code"]
-    teacher, tokenizer = load_seq2seq(teacher_dir, remote)
-    gold, transfer = distillation_pairs(task_dir, outputs_path if route != SHRINK_ROUTE else None)
-    topk = load_topk(topk_path) if route == "word" else ()
+    shape, recipe = family["sizes"][run.size], family["distill"]
+    teacher, tokenizer = load_seq2seq(run.teacher_dir, config["trust_remote_code"])
+    outputs = run.outputs_path if run.route != SHRINK_ROUTE else None
+    gold, transfer = distillation_pairs(run.task_dir, outputs)
+    topk = load_topk(run.topk_path) if run.route == "word" else ()
     examples, objective = route_examples(
-        route, tokenizer, gold, family["generation"], transfer, topk
+        run.route, tokenizer, gold, family["generation"], transfer, topk
     )
-    if route == "word":  # the other routes' slices hold no kl_weight: they never read it
+    if run.route == "word":  # the other routes' slices hold no kl_weight: they never read it
         objective.weights["kl_weight"] *= recipe["kl_weight"]
 
     def new_model():
-        student = shrink(teacher, shape["encoder_layers"], shape["decoder_layers"], size)
+        student = shrink(teacher, shape["encoder_layers"], shape["decoder_layers"], run.size)
         if family["freeze_encoder"]:
             freeze_whole_encoder(student, teacher)
         student.config.medistill_distillation = {
-            key: names[key] for key in ("teacher", "corpus", "route", "task")
+            key: run.names[key] for key in ("teacher", "corpus", "route", "task")
         } | {"gold_pairs": len(gold), "transfer_pairs": len(transfer)}
         return student
 
-    described = "/".join(names[k] for k in ("teacher", "task", "corpus", "route", "size"))
+    read = [run.teacher_dir, Path(run.task_dir) / "train.jsonl"]
     runs = _train(
         config,
         new_model,
@@ -341,23 +359,23 @@ def distill_seq2seq_student(
         recipe,
         objective,
         tokenizer,
-        task_dir,
-        checkpoint=checkpoint,
+        run.task_dir,
+        checkpoint=run.checkpoint,
         fingerprint=job_fingerprint(
-            config | {"names": names},
-            [teacher_dir, Path(task_dir) / "train.jsonl", *filter(None, (outputs_path, topk_path))],
+            config | {"names": run.names},
+            [*read, *filter(None, (run.outputs_path, run.topk_path))],
         ),
-        desc=f"distilling {described}",
-        out_dir=out_dir,
-        seeds_dir=seeds_dir,
+        desc=f"distilling {run.described}",
+        out_dir=run.out_dir,
+        seeds_dir=run.seeds_dir,
     )
     log_run(
-        f"seq2seq/distill/{described}",
+        f"seq2seq/distill/{run.described}",
         params={"seq2seq": family, "seeds": seed_list(config)},
         metrics={k.replace("f1", "rougeL"): v for k, v in dev_summary(runs).items()}
         | {"examples": len(examples)},
-        tags={"stage": "distill", "family": "seq2seq"} | names,
-        history=read_json(Path(out_dir) / "training_history.json"),
+        tags={"stage": "distill", "family": "seq2seq"} | run.names,
+        history=read_json(Path(run.out_dir) / "training_history.json"),
     )
     return runs
 
