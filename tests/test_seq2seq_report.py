@@ -56,11 +56,37 @@ def evaluation(route, size, rouge_l, rouge_l_std=0.01, latency=None, params=0, *
 
 # teacher 0.40 at 100 ms; lead 0.30; E6D2 2.5x faster, E3D1 5x faster.
 RECORDS = [
-    evaluation("teacher", "teacher", 0.40, 0.0, latency=100.0, params=200_000_000),
+    evaluation(
+        "teacher",
+        "teacher",
+        0.40,
+        0.0,
+        latency=100.0,
+        params=200_000_000,
+        free_decoding={
+            "rougeL": 0.35,
+            "entity_recall": 0.5,
+            "entity_precision": 0.6,
+            "hallucinated_per_output": 1.5,
+        },
+    ),
     evaluation("lead", "lead", 0.30),
     evaluation("shrink", "E6D2", 0.33, latency=40.0, params=80_000_000),
     evaluation("sequence", "E6D2", 0.36, latency=40.0, params=80_000_000),
-    evaluation("word", "E6D2", 0.38, 0.005, latency=40.0, params=80_000_000),
+    evaluation(
+        "word",
+        "E6D2",
+        0.38,
+        0.005,
+        latency=40.0,
+        params=80_000_000,
+        free_decoding={
+            "rougeL": 0.31,
+            "entity_recall": 0.5,
+            "entity_precision": 0.6,
+            "hallucinated_per_output": 1.5,
+        },
+    ),
     evaluation("shrink", "E3D1", 0.30, 0.02, latency=20.0, params=40_000_000),
     evaluation("sequence", "E3D1", 0.34, latency=20.0, params=40_000_000),
     evaluation("word", "E3D1", 0.335, latency=20.0, params=40_000_000),
@@ -188,6 +214,18 @@ def test_report_html_names_best_route_best_student_and_lead(report):
         assert text in page, text
 
 
+def test_restricted_and_free_decoding_side_by_side(report):
+    df, out_dir = report
+    csv = pd.read_csv(out_dir / "tradeoff.csv").set_index(["route", "size"])
+    assert csv.loc[("word", "E6D2"), "rougeL_free"] == pytest.approx(0.31)
+    assert csv.loc[("word", "E6D2"), "hallucinated_per_output_free"] == pytest.approx(1.5)
+    assert pd.isna(csv.loc[("shrink", "E6D2"), "rougeL_free"])  # decoded one way only
+    page = (out_dir / "report.html").read_text()
+    # restricted - free: teacher 0.40 - 0.35, word E6D2 0.38 - 0.31
+    assert "changes ROUGE-L by +0.050 to +0.070 (median +0.060) over the 2 models" in page
+    assert "ROUGE-L free" in page and "hallucinated restricted" in page
+
+
 def test_teacher_below_lead_and_no_fast_student_are_said(tmp_path):
     records = [
         evaluation("teacher", "teacher", 0.28, latency=30.0, params=200_000_000),
@@ -200,6 +238,7 @@ def test_teacher_below_lead_and_no_fast_student_are_said(tmp_path):
     assert "does <b>not</b> beat the lead baseline (-0.020 ROUGE-L)" in page
     assert "no student is at least 2x faster than its teacher (the fastest is 1.5x)" in page
     assert "No configuration given." in page and "Every model decodes" not in page
+    assert "No model decodes restricted" in page
     assert df["rougeL_vs_lead"].tolist() == pytest.approx([-0.02, 0.0, -0.03])
 
 

@@ -139,6 +139,14 @@ def test_seq2seq_sweep_runs_every_route_to_the_report(tiny_bert, tmp_path):
         "abbrev",
         "unseen",
     }
+    # decoded restricted (restrict_vocabulary 0.5), the kept run is also scored decoding freely
+    assert set(evaluation["free_decoding"]) == {
+        "rougeL",
+        "entity_recall",
+        "entity_precision",
+        "hallucinated_per_output",
+    }
+    assert "Restricted against free decoding" in (results / "report/report.html").read_text()
 
     # The caches: one teacher output per transfer document (or fewer: empty ones are dropped),
     # and one top-k row per target token of the gold and transfer pairs.

@@ -6,6 +6,8 @@ Scores (`seq2seq.scoring.score_generations`): ROUGE-1/2/L, entity recall and pre
 hallucinated entities per output, exercise answerability. Every seed's run is scored on the
 clean test set (mean and std); the kept run also on each robustness set, and it alone is timed:
 milliseconds per output at batch 1 on `evaluate.latency_threads` CPU threads, and tokens/s.
+Where `generation.restrict_vocabulary` restricts decoding, the kept run also decodes the clean
+test set freely (`free_decoding`), so the report shows what the restriction buys.
 Outputs stay in the results folder (`*.outputs.jsonl`), never in the logs or MLflow: on real
 data they hold patient text.
 """
@@ -30,6 +32,7 @@ from medistill.seq2seq.training import decoding_vocabulary, generate
 SCORES = ("rouge1", "rouge2", "rougeL", "entity_recall", "entity_precision")
 SCORES += ("hallucinated_per_output", "answerable")
 ROBUSTNESS_SCORES = ("rougeL", "entity_recall", "hallucinated_per_output")
+FREE_SCORES = ("rougeL", "entity_recall", "entity_precision", "hallucinated_per_output")
 
 
 def _mean_and_std(per_seed: list[dict]) -> dict:
@@ -98,7 +101,7 @@ def evaluate_seq2seq(
         per_seed, seeds = [score_generations(clean, outputs["clean"])], []
         efficiency = {"latency_ms_output": None, "tokens_per_s": None}
         efficiency |= {"params_total": 0, "disk_mb": 0.0}
-        energy, kept_outputs = {}, outputs
+        energy, kept_outputs, free = {}, outputs, None
     else:
         remote = config["trust_remote_code"]
         runs = [Path(model_dir), *sorted(Path(seeds_dir).glob("seed-*"))]
@@ -125,6 +128,11 @@ def evaluate_seq2seq(
                     kept_vocabulary = vocabulary
                 per_seed.append(score_generations(clean, outputs["clean"]))
                 seeds.append(_seed(model))
+            free = None
+            if kept_vocabulary is not None:  # the same run, decoding what it likes
+                sources = [p["source"] for p in clean]
+                free_outputs = generate(kept, kept_tokenizer, sources, generation, device)
+                free = score_generations(clean, free_outputs)
         sources = [p["source"] for p in clean[: family["evaluate"]["latency_outputs"]]]
         threads = config["evaluate"]["latency_threads"]
         efficiency = _timed(kept, kept_tokenizer, sources, generation, threads, kept_vocabulary)
@@ -143,6 +151,7 @@ def evaluate_seq2seq(
         read_json(trained) if trained and trained.exists() else {},
         log_run,
         params,
+        free,
     )
 
 
@@ -157,10 +166,12 @@ def write_evaluation(
     training_energy: dict,
     log_run: Callable[..., object],
     params: dict,
+    free: dict | None = None,
 ) -> dict:
     """The evaluation JSON of one model (its row of the report) and its clean outputs, from
     its runs' clean scores (`per_seed`), the kept run's outputs on each test set, its cost
-    (`efficiency`) and its training's energy; logged without any text."""
+    (`efficiency`), its training's energy and, for restricted decoding, the kept run's clean
+    scores decoded freely (`free`); logged without any text."""
     clean = test_sets["clean"]
     result = identity | {"seeds": seeds} | _mean_and_std(per_seed)
     if seeds:  # the lead baseline and a prompted LLM have no runs
@@ -174,6 +185,8 @@ def write_evaluation(
         for name in kept_outputs
         if name != "clean"
     }
+    if free is not None:
+        result["free_decoding"] = {key: free[key] for key in FREE_SCORES}
     inference_energy = efficiency.pop("energy_kwh_inference", None)
     result |= efficiency | {"n_test_pairs": len(clean)}
     result["energy_kwh_train"] = training_energy.get("energy_kwh")

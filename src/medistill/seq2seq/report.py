@@ -35,6 +35,7 @@ from medistill.seq2seq.tradeoff import (
     best_students,
     compare_routes,
     load_seq2seq_evaluations,
+    model_name,
     teacher_vs_lead,
     write_seq2seq_tradeoff,
 )
@@ -104,6 +105,35 @@ def _lead_comparison(table: pd.DataFrame) -> str:
                 "are distilled from a model not worth having."
             )
     return "<p>" + "<br>".join(sentences) + "</p>" + html_table(table)
+
+
+def _restriction_table(df: pd.DataFrame) -> str:
+    """Each model scored restricted (as in the table) and free (the same run, decoding over its
+    whole vocabulary): what the restriction buys, so it is a comparison, not a hidden crutch."""
+    if "rougeL_free" not in df or df["rougeL_free"].isna().all():
+        return "<p>No model decodes restricted, so there is nothing to compare.</p>"
+    rows = df[df["rougeL_free"].notna()]
+    table = pd.DataFrame(
+        {
+            "model": [model_name(row) for _, row in rows.iterrows()],
+            **{
+                f"{label} {way}": rows[f"{key}{suffix}"].to_numpy()
+                for key, label in (
+                    ("rougeL", "ROUGE-L"),
+                    ("entity_recall", "entity recall"),
+                    ("entity_precision", "entity precision"),
+                    ("hallucinated_per_output", "hallucinated"),
+                )
+                for way, suffix in (("restricted", ""), ("free", "_free"))
+            },
+        }
+    )
+    gain = rows["rougeL"] - rows["rougeL_free"]
+    return (
+        f"<p>Restricting decoding changes ROUGE-L by {gain.min():+.3f} to {gain.max():+.3f} "
+        f"(median {gain.median():+.3f}) over the {len(rows)} models decoded both ways.</p>"
+        + html_table(table)
+    )
 
 
 def _decoding_sentence(generation: Mapping | None) -> str:
@@ -193,6 +223,8 @@ pairs only), <code>sequence</code> (plus the teacher's outputs on a transfer cor
 <p>Same student shape, same training steps; only the route differs. A margin within the seeds'
 standard deviation (<code>beyond seed std</code>: no) is no evidence for one route.</p>
 {routes_table}
+<h2 id="restriction">Restricted against free decoding</h2>
+{_restriction_table(df)}
 <h2 id="lead">Teacher against the lead baseline</h2>
 {_lead_comparison(teacher_vs_lead(df))}
 <h2 id="plots">Plots</h2>

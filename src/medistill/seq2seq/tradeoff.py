@@ -110,8 +110,6 @@ LEAD_COLUMNS = (
 
 # Row order of the table: references first, then the three routes of one size side by side.
 _ROLE_ORDER = {TEACHER_ROLE: 0, BASELINE_ROLE: 1, STUDENT_ROLE: 2}
-
-
 ROUTE_ORDER = {route: i for i, route in enumerate(ROUTES)}
 
 
@@ -126,7 +124,8 @@ def _read_evaluation(path: Path) -> dict:
 
 def load_seq2seq_evaluations(paths: Iterable[str | Path]) -> pd.DataFrame:
     """One row per evaluation file; ``robustness.<set>.<metric>`` becomes ``<metric>_<set>``
-    (``rougeL_typo5``), named like the NER table's ``f1_typo5``."""
+    (``rougeL_typo5``), named like the NER table's ``f1_typo5``, and ``free_decoding.<metric>``
+    (the clean scores decoded without the restriction) ``<metric>_free``."""
     records = [_read_evaluation(Path(p)) for p in paths]
     if not records:
         return pd.DataFrame(columns=list(REQUIRED_KEYS))
@@ -136,6 +135,8 @@ def load_seq2seq_evaluations(paths: Iterable[str | Path]) -> pd.DataFrame:
         parts = column.split(".")
         if len(parts) == 3 and parts[0] == "robustness":
             renames[column] = f"{parts[2]}_{parts[1]}"
+        elif len(parts) == 2 and parts[0] == "free_decoding":
+            renames[column] = f"{parts[1]}_free"
     # A set written as null ("robustness.unseen": null) leaves a column with nothing in it.
     leftovers = [c for c in df.columns if c.startswith("robustness") and c not in renames]
     df = df.rename(columns=renames).drop(columns=leftovers)
