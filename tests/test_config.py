@@ -263,7 +263,7 @@ def test_corpora_sources_and_tasks_get_their_defaults_by_kind(default_config):
     }
     config["tasks"]["hf"] = {"files": {"format": "huggingface", "name": "org/data"}}
     config["tasks"]["iob"] = {"files": {"format": "iob2", "path": "data"}}
-    from medistill.config import with_defaults
+    from medistill.core.schema import with_defaults
 
     filled = with_defaults(config)
     assert filled["corpora"]["web"]["dedup"] == "normalised"

@@ -234,8 +234,9 @@ def _fake_seq2seq_hub(cache: Path) -> Path:
 def test_hub_seq2seq_config_validates_and_plans_the_grid(tmp_path, monkeypatch):
     from huggingface_hub import constants
 
-    from medistill.config import _merge, validate_config
+    from medistill.config import validate_config
     from medistill.core.errors import ConfigError
+    from medistill.core.schema import _merge
 
     default = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     hub = yaml.safe_load((ROOT / "config" / "seq2seq-hub.yaml").read_text())

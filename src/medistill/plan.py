@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from medistill.config import TASK_FILE_PATHS, TRAINED_TAGGERS, generative_teachers
+from medistill.config import TASK_FILE_PATHS, generative_teachers
 from medistill.core.config_slices import (
     EXECUTION_KEYS,
     MODEL_KEYS,
@@ -19,6 +19,7 @@ from medistill.core.config_slices import (
     names_pattern,
     only,
 )
+from medistill.core.schema import TRAINED_TAGGERS
 from medistill.data.sources import corpus_licence
 from medistill.data.tasks import BASELINE_CORPUS, ROBUSTNESS_SETS
 from medistill.seq2seq.plan import Seq2SeqPlan
