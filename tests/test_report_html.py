@@ -99,7 +99,9 @@ def evaluation(corpus: str, size: str, f1: float, params: int, latency: float) -
 
 
 @needs_chromium
-def test_report_html_renders_its_plots_in_chromium(tmp_path):
+def test_report_html_renders_its_plots_in_chromium(tmp_path, default_config):
+    from medistill.core.schema import with_defaults
+
     records = [
         evaluation("teacher", "teacher", 0.85, 22_000_000, 20.0),
         evaluation("synth", "L1", 0.60, 13_000_000, 4.0),
@@ -116,7 +118,8 @@ def test_report_html_renders_its_plots_in_chromium(tmp_path):
     (model / "training_history.json").write_text(
         json.dumps([{"step": s, "loss": 3.0 / (1 + s)} for s in range(0, 40, 5)])
     )
-    config = {"report": {"budgets": [{"name": "under 10 ms", "max_latency_ms_b1": 10}]}}
+    config = with_defaults(default_config)  # the report shows the whole (filled) config
+    config["report"]["budgets"] = [{"name": "under 10 ms", "max_latency_ms_b1": 10}]
     build_report(paths, tmp_path / "report", config, [model])
 
     assert_page_renders(tmp_path / "report" / "report.html", tmp_path)
