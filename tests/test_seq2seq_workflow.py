@@ -257,19 +257,22 @@ def test_hub_seq2seq_config_validates_and_plans_the_grid(tmp_path, monkeypatch):
     assert run.returncode == 0, run.stderr
     stats = run.stdout.split("Job stats:")[1].split("\n\n")[0]
     counts = {line.split()[0]: int(line.split()[1]) for line in stats.splitlines()[3:]}
-    # 2 tasks x 3 teachers; students: (shrink on gold + 2 KD routes on one corpus) x 3 trained
-    # sizes, each with 1 int8 copy; 3 seeds run inside each training job.
+    # 2 tasks x 3 fine-tuned teachers; students: (shrink on gold + 2 KD routes on one corpus) x 3
+    # trained sizes, each with 1 int8 copy; 3 seeds run inside each training job. The 2 prompted
+    # LLMs write outputs and are scored per task, and teach sequence students (3 sizes, 1 copy).
     expected = {
+        "cache_llm_outputs": 4,
+        "evaluate_seq2seq_llm_teacher": 4,
         "prepare_pairs": 2,
         "prepare_teacher": 3,
         "finetune_seq2seq_teacher": 6,
         "cache_teacher_outputs": 6,
         "cache_teacher_topk": 6,
-        "distill_seq2seq_student": 54,
-        "compress_seq2seq_student": 18,
+        "distill_seq2seq_student": 54 + 2 * 2 * 3,
+        "compress_seq2seq_student": 18 + 2 * 2,
         "evaluate_seq2seq_teacher": 6,
         "evaluate_seq2seq_lead": 2,
-        "evaluate_seq2seq_student": 72,
+        "evaluate_seq2seq_student": 72 + 2 * 2 * 4,
         "seq2seq_report": 1,
     }
     assert {rule: counts.get(rule) for rule in expected} == expected, stats
