@@ -1,11 +1,11 @@
 import random
-from pathlib import Path
 
 import pytest
 from conftest import SHARED_DATA
 
 from medistill.core.io import read_json, write_json
 from medistill.data.augment import (
+    BUILTIN_ABBREVIATIONS,
     Augmenter,
     augment_corpus,
     augment_corpus_file,
@@ -120,7 +120,7 @@ def _surfaces(doc):
 
 
 def test_builtin_abbreviation_lexicon():
-    pairs = read_abbreviation_file(Path("src/medistill/lexicons/abbreviations.tsv").resolve())
+    pairs = read_abbreviation_file(BUILTIN_ABBREVIATIONS)
     assert len(pairs) >= 40
     assert ("HTA", "hypertension artérielle") in pairs and ("ttt", "traitement") in pairs
 
