@@ -89,7 +89,7 @@ def _tiny_config(teacher: Path) -> dict:
 
 @pytest.mark.integration
 def test_seq2seq_sweep_runs_every_route_to_the_report(tiny_bert, tmp_path):
-    config = tmp_path / "seq2seq/base.yaml"
+    config = tmp_path / "seq2seq.yaml"
     config.write_text(yaml.safe_dump(_tiny_config(tiny_bert)))
     run = _snakemake(tmp_path, "--cores", "2", "--configfile", str(config))
     assert run.returncode == 0, run.stderr[-5000:]
